@@ -1,0 +1,13 @@
+"""Typed errors raised by the library; the CLI turns each into one line on stderr and a non-zero exit code."""
+
+
+class FerAgentError(Exception):
+    """Base class of every error fer-agent reports to the user."""
+
+
+class DatasetError(FerAgentError):
+    """A dataset file or folder is missing, malformed, or does not match its companion file."""
+
+
+class ModelError(FerAgentError):
+    """A model file is missing, corrupt, or does not follow the ONNX contract."""

@@ -1,0 +1,77 @@
+"""Benchmark of the emotion model: accuracy on FER-2013 PrivateTest, size, and CPU speed with onnxruntime.
+
+    python benchmarks/emotion_model.py --data ../shared/datasets/fer2013 [--model models/emotion.onnx]
+
+Prints a table of what it measured; speed is the median over repeated runs at the given batch sizes, with
+onnxruntime on one CPU thread unless --threads says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from rich.console import Console
+from rich.table import Table
+
+from agent.classifier import EmotionClassifier
+from agent.paths import default_emotion_model, model_card_for
+
+
+def milliseconds_per_face(classifier: EmotionClassifier, batch: int, repeats: int) -> float:
+    faces = np.random.default_rng(0).integers(0, 256, (batch, classifier.input_size, classifier.input_size))
+    faces = faces.astype(np.float32)
+    for _ in range(5):
+        classifier.predict(faces)
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        classifier.predict(faces)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000 / batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=default_emotion_model())
+    parser.add_argument("--data", type=Path, help="FER-2013 folder; without it only size and speed are measured")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batches", default="1,49", help="comma-separated batch sizes to time")
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+
+    classifier = EmotionClassifier(args.model, threads=args.threads)
+    card_path = model_card_for(args.model)
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    table = Table(title=f"{args.model.name}: measured on {platform.processor() or platform.machine()}, "
+                        f"onnxruntime {ort.__version__}, {args.threads} thread(s)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    if args.data:
+        from training.data import load_dataset
+        from training.evaluate import evaluate, predict_dataset
+
+        private = load_dataset(args.data).split("PrivateTest")
+        result = evaluate(predict_dataset(classifier, private), private, "PrivateTest")
+        if result.ferplus_accuracy is not None:
+            table.add_row(f"PrivateTest FER+ majority-vote accuracy ({result.reference_faces} faces)",
+                          f"{result.ferplus_accuracy:.2%}")
+        table.add_row(f"PrivateTest FER-2013-label accuracy ({result.faces} faces)", f"{result.fer2013_accuracy:.2%}")
+        table.add_row(f"PrivateTest macro-F1 ({result.reference})", f"{result.macro_f1:.3f}")
+    table.add_row("file size", f"{args.model.stat().st_size / 1e6:.2f} MB")
+    if "parameters" in card:
+        table.add_row("parameters", f"{card['parameters']:,}")
+    for batch in (int(b) for b in args.batches.split(",")):
+        table.add_row(f"ms per face at batch {batch}",
+                      f"{milliseconds_per_face(classifier, batch, args.repeats):.3f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

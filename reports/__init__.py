@@ -1,0 +1,1 @@
+"""The post-class report (HTML) and exports (CSV/JSON)."""

@@ -1,0 +1,50 @@
+"""Shared fixtures: the FER-2013 data in ../shared (skipped with a reason when absent) and small real subsets of it."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_FER = ROOT.parent / "shared" / "datasets" / "fer2013"
+SHIPPED_MODEL = ROOT / "models" / "emotion.onnx"
+SHIPPED_CARD = ROOT / "models" / "emotion.json"
+SUBSET_ROWS = {"Training": 240, "PublicTest": 120, "PrivateTest": 120}
+
+
+def require_shared() -> Path:
+    if not (SHARED_FER / "fer2013.csv.gz").is_file() or not (SHARED_FER / "fer2013new.csv").is_file():
+        pytest.skip(f"FER-2013 data not found at {SHARED_FER} (a checkout with ../shared beside it has it)")
+    return SHARED_FER
+
+
+@pytest.fixture(scope="session")
+def shared_fer() -> Path:
+    return require_shared()
+
+
+@pytest.fixture(scope="session")
+def fer_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with fer2013.csv and fer2013new.csv holding the first rows of each split of the real data."""
+    source = require_shared()
+    with io.TextIOWrapper(gzip.open(source / "fer2013.csv.gz"), encoding="utf-8", newline="") as handle:
+        fer_rows = list(csv.reader(handle))
+    with open(source / "fer2013new.csv", encoding="utf-8", newline="") as handle:
+        plus_rows = list(csv.reader(handle))
+    wanted = dict(SUBSET_ROWS)
+    chosen = []
+    for index, row in enumerate(fer_rows[1:]):
+        if wanted.get(row[2], 0) > 0:
+            wanted[row[2]] -= 1
+            chosen.append(index)
+    folder = tmp_path_factory.mktemp("fer_subset")
+    for name, rows in (("fer2013.csv", fer_rows), ("fer2013new.csv", plus_rows)):
+        with open(folder / name, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(rows[0])
+            writer.writerows(rows[i + 1] for i in chosen)
+    return folder

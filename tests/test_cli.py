@@ -1,0 +1,86 @@
+"""The fer-agent command line, run as a real process: help on every command, train/export/evaluate end to end,
+clear one-line errors, and evaluate agreeing with the shipped model card."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHIPPED_CARD, SHIPPED_MODEL
+
+COMMANDS = ["train", "evaluate", "export-model"]
+
+
+def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"fer-agent {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+def test_help_lists_every_command() -> None:
+    output = fer_agent("--help").stdout
+    for command in COMMANDS:
+        assert command in output
+    assert "0.1.0" in fer_agent("--version").stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    output = fer_agent(command, "--help").stdout
+    assert f"Usage: python -m agent {command}" in output
+    assert len(output.splitlines()) > 5
+
+
+def test_train_export_evaluate_end_to_end(fer_subset: Path, tmp_path: Path) -> None:
+    onnx_path = tmp_path / "model.onnx"
+    trained = fer_agent("train", "--data", str(fer_subset), "--out-dir", str(tmp_path / "run"), "--epochs", "1",
+                        "--batch-size", "32", "--limit", "200", "--onnx", str(onnx_path))
+    assert "best PublicTest accuracy" in trained.stdout
+    assert onnx_path.is_file() and onnx_path.with_suffix(".json").is_file()
+
+    exported = tmp_path / "again.onnx"
+    fer_agent("export-model", str(tmp_path / "run" / "best.pt"), "-o", str(exported), "--model-version", "2.0.0")
+    assert json.loads(exported.with_suffix(".json").read_text())["version"] == "2.0.0"
+
+    confusion = tmp_path / "confusion.png"
+    result = fer_agent("evaluate", "--model", str(exported), "--data", str(fer_subset), "--json",
+                       "--confusion", str(confusion), "--card", str(exported.with_suffix(".json")))
+    metrics = json.loads(result.stdout)
+    assert metrics["split"] == "PrivateTest" and metrics["faces"] == 120
+    assert sum(map(sum, metrics["confusion"])) == metrics["reference_faces"]
+    assert confusion.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads(exported.with_suffix(".json").read_text())
+    assert card["metrics"]["PrivateTest"]["ferplus_accuracy"] == metrics["ferplus_accuracy"]
+
+    table = fer_agent("evaluate", "--model", str(exported), "--data", str(fer_subset), "--split", "PublicTest").stdout
+    assert "FER+ majority-vote accuracy" in table and "neutral" in table
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, fer_subset: Path) -> None:
+    result = fer_agent("evaluate", "--model", str(tmp_path / "absent.onnx"), "--data", str(fer_subset), check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'absent.onnx'}: model file not found"
+    bad = tmp_path / "fer2013.csv"
+    bad.write_text("emotion,pixels\n3,1 2 3\n")
+    result = fer_agent("train", "--data", str(bad), "--out-dir", str(tmp_path / "run"), check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"error: {bad}: missing column(s) Usage")
+    debug = fer_agent("--debug", "train", "--data", str(bad), "--out-dir", str(tmp_path / "run"), check=False)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    usage = fer_agent("train", "--data", str(bad), "--blocks", "1,x", check=False)
+    assert usage.returncode == 2 and "expected comma-separated whole numbers" in usage.stderr
+
+
+def test_evaluate_agrees_with_the_model_card(shared_fer: Path) -> None:
+    card = json.loads(SHIPPED_CARD.read_text())
+    result = fer_agent("evaluate", "--model", str(SHIPPED_MODEL), "--data", str(shared_fer), "--limit", "500", "--json")
+    metrics = json.loads(result.stdout)
+    assert metrics["faces"] == 500
+    expected = card["metrics"]["PrivateTest"]
+    assert abs(metrics["ferplus_accuracy"] - expected["ferplus_accuracy"]) <= 0.03
+    assert abs(metrics["fer2013_accuracy"] - expected["fer2013_accuracy"]) <= 0.03

@@ -1,0 +1,35 @@
+"""A regular (non-editable) install carries the shipped model, and its fer-agent finds and runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_wheel_install_finds_the_shipped_model(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("fer_agent-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = (
+        "import numpy, agent; from agent.paths import default_emotion_model; "
+        "from agent.classifier import EmotionClassifier; path = default_emotion_model(); "
+        "p = EmotionClassifier(path).predict(numpy.zeros((2, 48, 48))); "
+        "print(agent.__file__, path, 'x'.join(map(str, p.shape)))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120, check=True)
+    package_file, model_path, shape = result.stdout.split()
+    assert package_file.startswith(str(site)) and model_path == str(site / "agent" / "models" / "emotion.onnx")
+    assert shape == "2x7"
+    script = subprocess.run([str(site / "bin" / "fer-agent"), "evaluate", "--help"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    # click wraps the help text: compare with the whitespace taken out.
+    assert str(site / "agent" / "models" / "emotion.onnx") in "".join(script.stdout.split())

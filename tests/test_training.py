@@ -1,0 +1,131 @@
+"""Training on real FER-2013 faces: a short run lowers the loss; interrupt and resume gives the same model; the ONNX
+export matches PyTorch and carries the contract."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from agent.classifier import EmotionClassifier
+from agent.errors import DatasetError
+from agent.labels import EMOTIONS
+from training.data import load_dataset
+from training.export import export_onnx
+from training.model import ProbabilityHead
+from training.train import (BEST_CHECKPOINT, LAST_CHECKPOINT, TrainConfig, build_model, load_checkpoint,
+                            model_from_checkpoint, seed_everything, train)
+
+
+def quick_config(data: Path, out_dir: Path, **overrides) -> TrainConfig:
+    options = dict(data=str(data), out_dir=str(out_dir), epochs=1, batch_size=16, lr=0.05, limit=200)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def mean_loss(model: torch.nn.Module, pixels: np.ndarray, targets: np.ndarray) -> float:
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(pixels).float().unsqueeze(1))
+        return float(-(torch.from_numpy(targets) * F.log_softmax(logits, dim=1)).sum(dim=1).mean())
+
+
+@pytest.fixture(scope="module")
+def trained(fer_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainConfig:
+    config = quick_config(fer_subset, tmp_path_factory.mktemp("run"), epochs=3)
+    train(config)
+    return config
+
+
+def test_short_run_lowers_the_loss(fer_subset: Path, trained: TrainConfig) -> None:
+    faces = load_dataset(fer_subset).split("Training").subset(np.arange(200))
+    targets = faces.soft_labels()
+    seed_everything(trained.seed)
+    before = mean_loss(build_model(trained), faces.pixels, targets)
+    model, _ = model_from_checkpoint(load_checkpoint(Path(trained.out_dir) / LAST_CHECKPOINT))
+    after = mean_loss(model, faces.pixels, targets)
+    assert after < before - 0.05, (before, after)
+
+
+def test_one_epoch_run_writes_checkpoints(fer_subset: Path, tmp_path: Path) -> None:
+    history = train(quick_config(fer_subset, tmp_path))
+    assert len(history) == 1 and np.isfinite(history[0].train_loss)
+    assert 0 <= history[0].val_accuracy <= 1
+    for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):
+        state = load_checkpoint(tmp_path / name)
+        assert state["epoch"] == 1 and state["selected_on"] == "PublicTest FER+ majority-vote accuracy"
+
+
+def test_interrupted_run_resumes_to_the_same_model(fer_subset: Path, tmp_path: Path) -> None:
+    straight = quick_config(fer_subset, tmp_path / "straight", epochs=2)
+    train(straight)
+
+    interrupted = quick_config(fer_subset, tmp_path / "interrupted", epochs=2)
+
+    def stop(_record) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, on_epoch_end=stop)
+    assert load_checkpoint(tmp_path / "interrupted" / LAST_CHECKPOINT)["epoch"] == 1
+    history = train(interrupted, resume=True)
+    assert [record.epoch for record in history] == [1, 2]
+
+    expected = load_checkpoint(tmp_path / "straight" / LAST_CHECKPOINT)["model"]
+    resumed = load_checkpoint(tmp_path / "interrupted" / LAST_CHECKPOINT)["model"]
+    for name, tensor in expected.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_needs_a_checkpoint_and_the_same_config(fer_subset: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="nothing to resume from"):
+        train(quick_config(fer_subset, tmp_path), resume=True)
+    train(quick_config(fer_subset, tmp_path))
+    with pytest.raises(ValueError, match="resume: the checkpoint was trained with"):
+        train(quick_config(fer_subset, tmp_path, lr=0.01), resume=True)
+
+
+def test_fer2013_targets_without_ferplus(fer_subset: Path, tmp_path: Path) -> None:
+    csv_only = tmp_path / "fer2013.csv"
+    csv_only.write_bytes((fer_subset / "fer2013.csv").read_bytes())
+    with pytest.raises(DatasetError, match="needs the FER\\+ votes file"):
+        train(quick_config(csv_only, tmp_path / "a"))
+    train(quick_config(csv_only, tmp_path / "b", targets="fer2013"))
+    assert load_checkpoint(tmp_path / "b" / BEST_CHECKPOINT)["selected_on"] == "PublicTest FER-2013-label accuracy"
+
+
+def test_onnx_export_matches_pytorch(fer_subset: Path, trained: TrainConfig, tmp_path: Path) -> None:
+    onnx_path = tmp_path / "emotion.onnx"
+    card = export_onnx(Path(trained.out_dir) / BEST_CHECKPOINT, onnx_path, version="9.9.9-test")
+    faces = load_dataset(fer_subset).pixels[:256]
+    assert len(faces) == 256
+
+    model, _ = model_from_checkpoint(load_checkpoint(Path(trained.out_dir) / BEST_CHECKPOINT))
+    with torch.no_grad():
+        expected = ProbabilityHead(model).eval()(torch.from_numpy(faces).float().unsqueeze(1)).numpy()
+    classifier = EmotionClassifier(onnx_path)
+    actual = classifier.predict(faces)
+    assert actual.shape == (256, 7) and actual.dtype == np.float32
+    assert np.abs(actual - expected).max() <= 1e-4
+    np.testing.assert_allclose(actual.sum(axis=1), 1, atol=1e-5)
+    # Batch size is dynamic, and uint8 faces work as they are.
+    assert classifier.predict(faces[:1]).shape == (1, 7)
+    assert classifier.predict(faces[:49].astype(np.uint8)[:, None]).shape == (49, 7)
+
+    metadata = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
+    assert metadata["labels"] == ",".join(EMOTIONS)
+    assert metadata["fer_agent_model_version"] == "9.9.9-test"
+    assert classifier.contract.version == "9.9.9-test" and classifier.input_size == 48
+    written = json.loads(onnx_path.with_suffix(".json").read_text())
+    assert written == card
+    assert written["metadata_props"] == metadata
+    assert written["file_size_bytes"] == onnx_path.stat().st_size
+    assert written["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    assert written["parameters"] == sum(p.numel() for p in model.parameters())
+    assert written["training"]["command"].startswith(f"fer-agent train --data {trained.data}")

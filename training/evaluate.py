@@ -1,0 +1,125 @@
+"""Evaluation of an ONNX emotion model on a FER-2013 split: FER+ majority-vote and FER-2013-label accuracy,
+macro-F1, per-class precision and recall, and a confusion matrix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from agent.classifier import EmotionClassifier
+from agent.errors import DatasetError
+from agent.labels import EMOTIONS
+from training.data import FaceDataset
+
+
+@dataclass
+class Evaluation:
+    split: str
+    faces: int
+    reference: str
+    reference_faces: int
+    ferplus_accuracy: float | None
+    fer2013_accuracy: float
+    macro_f1: float
+    precision: dict[str, float]
+    recall: dict[str, float]
+    confusion: list[list[int]]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int = len(EMOTIONS)) -> np.ndarray:
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 per class from a confusion matrix (rows: truth, columns: prediction)."""
+    true_positive = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0)
+    actual = matrix.sum(axis=1)
+    precision = np.divide(true_positive, predicted, out=np.zeros_like(true_positive), where=predicted > 0)
+    recall = np.divide(true_positive, actual, out=np.zeros_like(true_positive), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(both), where=both > 0)
+    return precision, recall, f1
+
+
+def predict_dataset(classifier: EmotionClassifier, dataset: FaceDataset, batch_size: int = 256,
+                    console: Console | None = None) -> np.ndarray:
+    if classifier.input_size != dataset.pixels.shape[1]:
+        raise DatasetError(
+            f"the model takes {classifier.input_size}x{classifier.input_size} faces, the dataset has "
+            f"{dataset.pixels.shape[1]}x{dataset.pixels.shape[2]}"
+        )
+    outputs = []
+    with Progress(console=console or Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("evaluating", total=len(dataset))
+        for start in range(0, len(dataset), batch_size):
+            outputs.append(classifier.predict(dataset.pixels[start:start + batch_size]))
+            progress.advance(task, len(outputs[-1]))
+    return np.concatenate(outputs)
+
+
+def evaluate(probabilities: np.ndarray, dataset: FaceDataset, split: str) -> Evaluation:
+    """Score predictions against the FER+ majority vote (the reference, when FER+ is attached) and FER-2013 labels."""
+    predicted = probabilities.argmax(axis=1)
+    fer2013_accuracy = float((predicted == dataset.labels).mean())
+    if dataset.votes is not None:
+        truth = dataset.majority_labels()
+        reference = "FER+ majority vote"
+    else:
+        truth = dataset.labels
+        reference = "FER-2013 labels"
+    counted = truth >= 0
+    matrix = confusion_matrix(truth[counted], predicted[counted])
+    precision, recall, f1 = per_class_scores(matrix)
+    reference_accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
+    return Evaluation(
+        split=split,
+        faces=len(dataset),
+        reference=reference,
+        reference_faces=int(counted.sum()),
+        ferplus_accuracy=reference_accuracy if dataset.votes is not None else None,
+        fer2013_accuracy=fer2013_accuracy,
+        macro_f1=float(f1.mean()),
+        precision={name: float(p) for name, p in zip(EMOTIONS, precision)},
+        recall={name: float(r) for name, r in zip(EMOTIONS, recall)},
+        confusion=matrix.tolist(),
+    )
+
+
+def save_confusion_matrix(evaluation: Evaluation, path: str | Path, title: str) -> Path:
+    """Draw the confusion matrix (rows normalised to recall) with matplotlib and save it as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    matrix = np.array(evaluation.confusion, dtype=np.float64)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    figure, axes = plt.subplots(figsize=(7, 6), dpi=120)
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(EMOTIONS)):
+        for j in range(len(EMOTIONS)):
+            axes.text(j, i, f"{share[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center", fontsize=7,
+                      color="white" if share[i, j] > 0.5 else "black")
+    axes.set_xticks(range(len(EMOTIONS)), EMOTIONS, rotation=45, ha="right")
+    axes.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel(f"true ({evaluation.reference})")
+    axes.set_title(title)
+    figure.colorbar(image, ax=axes, label="share of the true class")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
