@@ -49,6 +49,18 @@ def main(ctx: click.Context, debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _require_training_extra() -> None:
+    """Training and export need PyTorch, which the runtime does not install: say how to get it."""
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise FerAgentError(
+            f"this command needs the training extra ({error.name or error} is missing): "
+            "pip install 'fer-agent[train]' (with the CPU build of torch, see the README)"
+        ) from error
+
+
 def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int]:
     try:
         blocks = [int(v) for v in value.split(",")]
@@ -89,6 +101,7 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
               help="After training, export the best checkpoint to this ONNX file (with its model card).")
 def train(resume: bool, onnx_path: str | None, **options) -> None:
     """Train the emotion CNN on FER-2013 (FER+ vote distributions by default)."""
+    _require_training_extra()
     from training.train import BEST_CHECKPOINT, TrainConfig
     from training.train import train as run_training
 
@@ -116,6 +129,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
 @click.option("--model-version", default=_version(), show_default=True, help="Written into the ONNX metadata.")
 def export_model(checkpoint: str, output: str, model_version: str) -> None:
     """Export a training checkpoint to ONNX (raw 0..255 grey input, softmax output) with its model card."""
+    _require_training_extra()
     from training.export import export_onnx
 
     card = export_onnx(checkpoint, output, version=model_version)

@@ -76,6 +76,16 @@ def test_errors_are_one_clear_line(tmp_path: Path, fer_subset: Path) -> None:
     assert usage.returncode == 2 and "expected comma-separated whole numbers" in usage.stderr
 
 
+def test_training_without_the_train_extra_says_how_to_get_it(fer_subset: Path, tmp_path: Path) -> None:
+    # Run the CLI in an interpreter where importing torch fails, as in a runtime-only install.
+    code = "import sys; sys.modules['torch'] = None; from agent.cli import main; main()"
+    for args in (["train", "--data", str(fer_subset)], ["export-model", str(fer_subset / "fer2013.csv")]):
+        result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1, result.stderr
+        assert "needs the training extra" in result.stderr and "pip install 'fer-agent[train]'" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_evaluate_agrees_with_the_model_card(shared_fer: Path) -> None:
     card = json.loads(SHIPPED_CARD.read_text())
     result = fer_agent("evaluate", "--model", str(SHIPPED_MODEL), "--data", str(shared_fer), "--limit", "500", "--json")
