@@ -247,7 +247,7 @@ def load_fer(path: str | Path, ferplus: str | Path | None = None, limit: int | N
         no_vote = int((~dataset.has_soft_label()).sum())
         if no_vote:
             dataset.skipped["no FER+ vote for any of the 7 emotions"] = no_vote
-            log.warning("%s: %d faces have no FER+ vote for any of the 7 emotions; they get no FER+ training target", ferplus, no_vote)
+            log.info("%s: %d faces have no FER+ vote for any of the 7 emotions", ferplus, no_vote)
     return dataset
 
 

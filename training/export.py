@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import shlex
+import warnings
 from pathlib import Path
 
 import onnx
@@ -62,10 +63,19 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str
     onnx_path = Path(onnx_path)
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(2, 1, FACE_SIZE, FACE_SIZE) * 255
-    program = torch.onnx.export(
-        ProbabilityHead(model).eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False,
-    )
+    # The exporter warns about torchvision operators (not installed, not used) and torch-internal deprecations.
+    registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    previous_level = registration_log.level
+    registration_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                ProbabilityHead(model).eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False,
+            )
+    finally:
+        registration_log.setLevel(previous_level)
     proto = program.model_proto
     metadata = {
         LABELS_KEY: ",".join(EMOTIONS),
