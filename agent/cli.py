@@ -156,6 +156,7 @@ def evaluate(model_path: str, data: str, ferplus: str | None, split: str, limit:
     """Evaluate an emotion model on a split: FER+ majority-vote accuracy, FER-2013-label accuracy, macro-F1,
     per-class precision and recall, confusion matrix."""
     from agent.classifier import EmotionClassifier
+    from training.card import record_evaluation
     from training.data import load_dataset
     from training.evaluate import evaluate as score
     from training.evaluate import predict_dataset, save_confusion_matrix
@@ -168,10 +169,7 @@ def evaluate(model_path: str, data: str, ferplus: str | None, split: str, limit:
     if confusion:
         save_confusion_matrix(result, confusion, f"{Path(model_path).name} on {split} ({result.reference})")
     if card:
-        card_path = Path(card)
-        model_card = json.loads(card_path.read_text(encoding="utf-8"))
-        model_card.setdefault("metrics", {})[split] = {k: v for k, v in result.to_dict().items() if k != "split"}
-        card_path.write_text(json.dumps(model_card, indent=2) + "\n", encoding="utf-8")
+        record_evaluation(card, result)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

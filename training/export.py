@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import shlex
 import warnings
@@ -15,6 +14,7 @@ import torch
 
 from agent.classifier import LABELS_KEY, VERSION_KEY
 from agent.labels import EMOTIONS
+from training.card import write_card
 from training.data import FACE_SIZE
 from training.model import ProbabilityHead, count_parameters
 from training.train import TrainConfig, load_checkpoint, model_from_checkpoint
@@ -121,7 +121,3 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str
     write_card(card, onnx_path.with_suffix(".json"))
     log.info("wrote %s and its card", onnx_path)
     return card
-
-
-def write_card(card: dict, path: Path) -> None:
-    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
