@@ -11,3 +11,7 @@ class DatasetError(FerAgentError):
 
 class ModelError(FerAgentError):
     """A model file is missing, corrupt, or does not follow the ONNX contract."""
+
+
+class DetectorModelError(ModelError):
+    """The face-detector model cannot be found, fetched or verified."""

@@ -28,6 +28,14 @@ def shared_fer() -> Path:
 
 
 @pytest.fixture(scope="session")
+def detector_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The BlazeFace model, fetched from the package index once per test session (as fer-agent provisions it)."""
+    from agent.detector_model import MODEL_NAME, fetch_from_package_index
+
+    return fetch_from_package_index(tmp_path_factory.mktemp("detector") / MODEL_NAME)
+
+
+@pytest.fixture(scope="session")
 def fer_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with fer2013.csv and fer2013new.csv holding the first rows of each split of the real data."""
     source = require_shared()

@@ -1,0 +1,93 @@
+"""FaceDetector: MediaPipe Tasks BlazeFace, loaded once, then ``detect(image)`` per tile or window."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.errors import DetectorModelError
+
+log = logging.getLogger(__name__)
+
+# BlazeFace keypoints, in MediaPipe's order (the person's right eye comes first: it is on the image's left).
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear_tragion", "left_ear_tragion")
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box (x, y, w, h) and keypoints [6, 2] in the pixel coordinates of the detected image."""
+
+    box: tuple[int, int, int, int]
+    score: float
+    keypoints: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4 or self.box[2] <= 0 or self.box[3] <= 0:
+            raise ValueError(f"box: expected (x, y, w, h) with w, h > 0, got {self.box}")
+        if not 0.0 <= self.score <= 1.0:
+            raise ValueError(f"score: expected 0..1, got {self.score}")
+        if self.keypoints.shape != (len(KEYPOINTS), 2):
+            raise ValueError(f"keypoints: expected shape ({len(KEYPOINTS)}, 2), got {self.keypoints.shape}")
+
+    def keypoint(self, name: str) -> np.ndarray:
+        return self.keypoints[KEYPOINTS.index(name)]
+
+    def shifted(self, dx: int, dy: int) -> Face:
+        """The same face in a larger image whose origin lies (dx, dy) before this one's."""
+        x, y, w, h = self.box
+        return Face((x + dx, y + dy, w, h), self.score, self.keypoints + np.array([dx, dy], dtype=np.float32))
+
+
+class FaceDetector:
+    """BlazeFace short-range through the MediaPipe Tasks API. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, model_path: str | Path, min_confidence: float = 0.5) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise DetectorModelError(f"{model_path}: face-detector model not found")
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=min_confidence,
+        )
+        try:
+            self._detector = vision.FaceDetector.create_from_options(options)
+        except (RuntimeError, ValueError) as error:
+            raise DetectorModelError(f"{model_path}: cannot load face-detector model: {error}") from error
+        self.model_path = model_path
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 image [H, W, 3] (a grey [H, W] image is expanded to RGB)."""
+        import mediapipe as mp
+
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image: expected uint8 [H, W, 3] or [H, W], got {image.dtype} {image.shape}")
+        height, width = image.shape[:2]
+        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        faces = []
+        for detection in result.detections:
+            box = detection.bounding_box
+            x0, y0 = max(box.origin_x, 0), max(box.origin_y, 0)
+            x1, y1 = min(box.origin_x + box.width, width), min(box.origin_y + box.height, height)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            keypoints = np.array([[k.x * width, k.y * height] for k in detection.keypoints], dtype=np.float32)
+            score = float(detection.categories[0].score) if detection.categories else 0.0
+            faces.append(Face((x0, y0, x1 - x0, y1 - y0), min(max(score, 0.0), 1.0), keypoints))
+        return faces
+
+    def close(self) -> None:
+        self._detector.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
