@@ -19,6 +19,7 @@ from pathlib import Path
 
 import platformdirs
 
+from agent.checksum import sha256_of
 from agent.errors import DetectorModelError
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ WHEEL_MEMBER = f"mediapipe/modules/face_detection/{MODEL_NAME}"
 
 def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("fer-agent"))
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def resolve_detector_model(explicit: str | Path | None = None, fetch: bool = True) -> Path:

@@ -11,7 +11,8 @@ import pytest
 
 from agent import detector_model
 from agent.detector import KEYPOINTS, Face, FaceDetector
-from agent.detector_model import ENV_VARIABLE, MODEL_NAME, MODEL_SHA256, resolve_detector_model, sha256_of
+from agent.checksum import sha256_of
+from agent.detector_model import ENV_VARIABLE, MODEL_NAME, MODEL_SHA256, resolve_detector_model
 from agent.errors import DetectorModelError
 from training.data import load_fer2013_csv
 

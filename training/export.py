@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import shlex
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from agent.checksum import sha256_of
 from agent.classifier import LABELS_KEY, VERSION_KEY
 from agent.labels import EMOTIONS
 from training.card import write_card
@@ -38,14 +38,6 @@ def training_command(config: TrainConfig) -> str:
         else:
             words += [flag, str(value)]
     return shlex.join(words)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def dataset_checksums(config: TrainConfig) -> dict[str, str]:
