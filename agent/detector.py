@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,10 +59,12 @@ class FaceDetector:
             min_detection_confidence=min_confidence,
         )
         try:
-            self._detector = vision.FaceDetector.create_from_options(options)
+            with _native_logs_muted():
+                self._detector = vision.FaceDetector.create_from_options(options)
         except (RuntimeError, ValueError) as error:
             raise DetectorModelError(f"{model_path}: cannot load face-detector model: {error}") from error
         self.model_path = model_path
+        self._first_call = True
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3] (a grey [H, W] image is expanded to RGB)."""
@@ -70,7 +75,14 @@ class FaceDetector:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image: expected uint8 [H, W, 3] or [H, W], got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
-        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image)))
+        picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        if self._first_call:
+            # The first inference logs a native warning about input alignment; it is harmless and says nothing new.
+            with _native_logs_muted():
+                result = self._detector.detect(picture)
+            self._first_call = False
+        else:
+            result = self._detector.detect(picture)
         faces = []
         for detection in result.detections:
             box = detection.bounding_box
@@ -84,10 +96,31 @@ class FaceDetector:
         return faces
 
     def close(self) -> None:
-        self._detector.close()
+        with _native_logs_muted():
+            self._detector.close()
 
     def __enter__(self) -> FaceDetector:
         return self
 
     def __exit__(self, *_exc) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _native_logs_muted():
+    """MediaPipe's native runtime (LiteRT) writes INFO lines straight to the process's stderr when a detector is
+    created or closed, over the live dashboard; keep them out unless debug logging is on."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)

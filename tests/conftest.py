@@ -56,3 +56,22 @@ def fer_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
             writer.writerow(rows[0])
             writer.writerows(rows[i + 1] for i in chosen)
     return folder
+
+
+@pytest.fixture(scope="session")
+def test_faces() -> tuple:
+    """PrivateTest faces (uint8 [N, 48, 48]) with their FER+ majority labels (index into EMOTIONS, -1 where none)."""
+    from training.data import load_fer
+
+    data = load_fer(require_shared()).split("PrivateTest")
+    return data.pixels, data.majority_labels()
+
+
+@pytest.fixture(scope="session")
+def detector_env(detector_model_path: Path) -> dict:
+    """Environment for fer-agent subprocesses: the fetched detector model, no display unless a test sets one."""
+    import os
+
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    env["FER_AGENT_DETECTOR_MODEL"] = str(detector_model_path)
+    return env
