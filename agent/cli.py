@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from agent.errors import FerAgentError
-from agent.paths import default_emotion_model, model_card_for
+from agent.paths import default_emotion_model, model_card_for, model_test_accuracy
 
 log = logging.getLogger("agent")
 
@@ -190,3 +190,130 @@ def _print_evaluation(result) -> None:
     for index, (name, precision) in enumerate(result.precision.items()):
         table.add_row(name, f"{precision:.3f}", f"{result.recall[name]:.3f}", str(sum(result.confusion[index])))
     console.print(table)
+
+
+def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """Seconds, or a number with s, m or h (90m, 1.5h)."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = value.strip().lower()
+    scale = units.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise click.BadParameter(f"expected seconds or a number with s, m or h (90m, 1.5h), got {value!r}") from None
+    if seconds <= 0:
+        raise click.BadParameter(f"expected a duration > 0, got {value!r}")
+    return seconds
+
+
+def _source_options(command):
+    command = click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                           help="Frames per second: screen captures per second, or samples per second of video.")(command)
+    command = click.option("--detector-model", type=click.Path(dir_okay=False),
+                           help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
+                                "one (also: FER_AGENT_DETECTOR_MODEL).")(command)
+    command = click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
+                           type=click.Path(dir_okay=False), help="Emotion model (ONNX).")(command)
+    command = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+                           help="CPU threads for the emotion model.")(command)
+    return command
+
+
+def _analyzer(detector_model: str | None, model_path: str, threads: int, single_view: bool):
+    from agent.analysis import Analyzer
+    from agent.detector_model import resolve_detector_model
+
+    return Analyzer(resolve_detector_model(detector_model), Path(model_path), threads, single_view=single_view)
+
+
+@main.command()
+@click.option("--source", default="screen", show_default=True,
+              help="screen (primary monitor), screen:N (monitor N), a video file (mp4, mkv, avi, ...), an image, a "
+                   "folder of screenshots, or webcam:N.")
+@click.option("--region", metavar="X,Y,W,H", help="Watch only this part of the monitor (the call's window), in pixels.")
+@click.option("--duration", callback=_parse_duration, metavar="TIME",
+              help="Stop after this long: seconds, or 90m, 1.5h (video: of video time). Default: until Ctrl-C.")
+@click.option("--db", "database", type=click.Path(dir_okay=False),
+              help="Session database (SQLite). Default: fer-agent.db in your user data folder.")
+@click.option("--quiet", is_flag=True, help="No live dashboard; only the summary at the end.")
+@click.option("--no-face-minutes", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Record a no_faces event after this many minutes without a face.")
+@_source_options
+def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool,
+          no_face_minutes: float, fps: float, detector_model: str | None, model_path: str, threads: int) -> None:
+    """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
+
+    Stops on Ctrl-C, SIGTERM or --duration, and says where the data is. No image is ever written to disk.
+    """
+    import signal
+
+    from rich.console import Console
+
+    from agent.session import run_session
+    from agent.sources import open_source
+    from agent.store import Store, default_database
+
+    path = Path(database) if database else default_database()
+    frame_source = open_source(source, fps, region)
+    console = Console(stderr=True)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with _analyzer(detector_model, model_path, threads, source.startswith("webcam")) as analyzer, \
+                Store(path) as store:
+            summary = run_session(
+                frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
+                model_accuracy=model_test_accuracy(Path(model_path)), detector=analyzer.detector.model_path.name,
+                duration=duration, no_face_seconds=no_face_minutes * 60, console=None if quiet else console)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        frame_source.close()
+    click.echo(f"session {summary.session_id} {summary.status}: {summary.frames} frames "
+               f"({summary.dropped} dropped), {summary.participants} participants"
+               + (f" ({summary.message})" if summary.message else ""))
+    click.echo(f"data: {summary.database}")
+    click.echo(f"report: fer-agent report {summary.session_id} --db {summary.database}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image or video frame (JSON lines).")
+@_source_options
+def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, model_path: str, threads: int) -> None:
+    """Find and classify the faces in a screenshot, a folder of screenshots, or a video (sampled at --fps).
+
+    Nothing is stored. Boxes are [x, y, w, h] in the image's pixels.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.labels import EMOTIONS
+    from agent.sources import open_source
+
+    frame_source = open_source(path, fps)
+    table = Table("source", "tiles", "faces", "expressions")
+    try:
+        with _analyzer(detector_model, model_path, threads, single_view=False) as analyzer:
+            for frame in frame_source.frames():
+                analysis = analyzer.analyze(frame)
+                faces = [o for o in analysis.observations if o.face is not None]
+                if as_json:
+                    click.echo(json.dumps({"source": frame.name, "faces": [{
+                        "box": list(o.face.box), "score": round(o.face.score, 4), "emotion": o.emotion,
+                        "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, o.probabilities)},
+                    } for o in faces]}))
+                else:
+                    counts = {}
+                    for observation in faces:
+                        counts[observation.emotion] = counts.get(observation.emotion, 0) + 1
+                    table.add_row(frame.name, str(len(analysis.observations) if analysis.gallery else "-"),
+                                  str(len(faces)), ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
+    finally:
+        frame_source.close()
+    if not as_json:
+        Console().print(table)

@@ -15,3 +15,11 @@ class ModelError(FerAgentError):
 
 class DetectorModelError(ModelError):
     """The face-detector model cannot be found, fetched or verified."""
+
+
+class CaptureError(FerAgentError):
+    """A source cannot be opened or read: no display, a missing monitor, an unreadable video or image."""
+
+
+class StoreError(FerAgentError):
+    """The session database cannot be opened, written, or is in use by another fer-agent."""

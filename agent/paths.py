@@ -18,3 +18,15 @@ def default_emotion_model() -> Path:
 def model_card_for(model_path: Path) -> Path:
     """The model card sits beside its model: emotion.onnx -> emotion.json."""
     return model_path.with_suffix(".json")
+
+
+def model_test_accuracy(model_path: Path) -> float | None:
+    """The model's FER+ majority-vote accuracy on PrivateTest, from its card; None without a card or that number."""
+    import json
+
+    card = model_card_for(model_path)
+    try:
+        metrics = json.loads(card.read_text(encoding="utf-8"))["metrics"]["PrivateTest"]
+        return float(metrics["ferplus_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -75,3 +75,26 @@ def detector_env(detector_model_path: Path) -> dict:
     env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
     env["FER_AGENT_DETECTOR_MODEL"] = str(detector_model_path)
     return env
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A real X display (Xvfb, 1920x1080) for screen-capture tests; skipped where Xvfb is not installed."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (.ci/run installs the Debian package xvfb)")
+    display = ":93"
+    process = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("Xvfb did not start")
+        time.sleep(0.1)
+    yield display
+    process.terminate()
+    process.wait(timeout=10)

@@ -1,0 +1,112 @@
+"""The agent's loop: frames from a source -> analysis -> tracker -> store, and the live view.
+
+``run_session`` only wires the stages together. It ends when the source ends, at ``duration`` seconds (of source
+time: wall time for the screen and webcams, video time for videos), or on KeyboardInterrupt (Ctrl-C; the CLI turns
+SIGTERM into one too), and always closes the session row with its status, so the database says how it ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from agent.analysis import Analyzer
+from agent.errors import CaptureError, FerAgentError
+from agent.live import Dashboard
+from agent.store import Store
+from agent.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session_id: int
+    frames: int
+    dropped: int
+    participants: int
+    status: str
+    database: Path
+    message: str | None = None
+
+
+def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str, model_accuracy: float | None,
+                detector: str, duration: float | None = None, no_face_seconds: float = 120.0,
+                console: Console | None = None) -> SessionSummary:
+    """Run one session; ``console`` None runs quietly (no live view)."""
+    session_id = store.start_session(source.name, source.fps, model_version, model_accuracy, detector)
+    tracker = Tracker()
+    expected = source.expected_frames() if hasattr(source, "expected_frames") else None
+    dashboard = Dashboard(source.name, str(store.path), session_id, expected)
+    frames = dropped = 0
+    last_face_time = 0.0
+    faces_missing = False
+    tile_count = None
+    status, message = "finished", None
+    live = Live(dashboard.render(), console=console, refresh_per_second=1, transient=False) if console else None
+    last_refresh = 0.0
+    if live:
+        live.start()
+    try:
+        iterator = iter(source.frames())
+        while True:
+            frame = next(iterator, None)
+            if frame is None or (duration is not None and frame.time >= duration):
+                break
+            capture_ms = frame.capture_ms
+            started = time.perf_counter()
+            analysis = analyzer.analyze(frame)
+            tracked_at = time.perf_counter()
+            tracked = tracker.update(analysis.observations, frame.time)
+            milliseconds = {"capture": capture_ms, **analysis.milliseconds,
+                            "track": (time.perf_counter() - tracked_at) * 1000}
+            milliseconds["total"] = capture_ms + (time.perf_counter() - started) * 1000
+            store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.gallery,
+                              milliseconds)
+            frames += 1
+            dropped += frame.dropped
+            if tile_count is not None and len(analysis.observations) != tile_count:
+                store.event(session_id, frame.time, "gallery_changed",
+                            f"{tile_count} -> {len(analysis.observations)} tiles")
+            tile_count = len(analysis.observations)
+            if analysis.faces:
+                if faces_missing:
+                    store.event(session_id, frame.time, "faces_back", f"{analysis.faces} faces")
+                    dashboard.note(f"{frame.time:.0f} s: faces are back")
+                faces_missing = False
+                last_face_time = frame.time
+            elif not faces_missing and frame.time - last_face_time >= no_face_seconds:
+                faces_missing = True
+                detail = f"no face found for {frame.time - last_face_time:.0f} s"
+                store.event(session_id, frame.time, "no_faces", detail)
+                dashboard.note(f"{frame.time:.0f} s: {detail}; is the gallery on screen?")
+                log.warning("%s; is the gallery on screen?", detail)
+            dashboard.update(analysis, tracked, milliseconds, frame.dropped)
+            if live and time.monotonic() - last_refresh >= 1.0:
+                live.update(dashboard.render(), refresh=True)
+                last_refresh = time.monotonic()
+    except KeyboardInterrupt:
+        message = "stopped by the user (Ctrl-C or SIGTERM)"
+    except CaptureError as error:
+        status, message = "failed", str(error)
+        store.event(session_id, dashboard.latest.frame.time if dashboard.latest else 0.0, "capture_error", str(error))
+        raise CaptureError(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
+                           ) from None
+    except FerAgentError as error:
+        status, message = "failed", str(error)
+        raise type(error)(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
+                          ) from None
+    finally:
+        if live:
+            live.update(dashboard.render(), refresh=True)
+            live.stop()
+        try:
+            store.finish_session(session_id, status, message)
+        except FerAgentError as error:
+            log.error("could not mark session %d as %s: %s", session_id, status, error)
+    return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message)

@@ -1,0 +1,234 @@
+"""The session database (SQLite through sqlite-utils): sessions, frames, participants, observations, events.
+
+One file, in WAL mode, with a versioned schema (``PRAGMA user_version``) migrated in a transaction on open. Each
+frame is written in one transaction, so a crash or ``kill -9`` loses at most the frame being written; sessions a
+crash left "running" are marked "interrupted" on the next open. A lock file beside the database
+(``<db>.lock``, held by the operating system, so it dies with its process) keeps a second fer-agent from writing to
+the same database. No frame or face image is ever stored: boxes, scores, probabilities and labels only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import filelock
+import platformdirs
+from sqlite_utils import Database
+
+from agent.errors import StoreError
+from agent.labels import EMOTIONS
+from agent.tracker import Tracked
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("running", "finished", "interrupted", "failed")
+
+
+def default_database() -> Path:
+    """``fer-agent.db`` in the user's data directory (``~/.local/share/fer-agent/`` on Linux)."""
+    return Path(platformdirs.user_data_dir("fer-agent")) / "fer-agent.db"
+
+
+def _migration_1(db: Database) -> None:
+    db["sessions"].create({
+        "id": int, "started_at": str, "ended_at": str, "status": str, "source": str, "fps": float,
+        "model_version": str, "model_accuracy": float, "detector": str, "pid": int, "message": str,
+    }, pk="id", not_null={"started_at", "status", "source"})
+    db["frames"].create({
+        "id": int, "session_id": int, "time": float, "captured_at": str, "source": str, "tiles": int, "faces": int,
+        "dropped": int, "gallery": int, "ms_capture": float, "ms_layout": float, "ms_detect": float,
+        "ms_classify": float, "ms_track": float, "ms_total": float,
+    }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "time"})
+    db["participants"].create({
+        "id": int, "session_id": int, "label": str, "name": str, "first_seen": float, "last_seen": float,
+    }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "label"})
+    db["observations"].create({
+        "id": int, "frame_id": int, "session_id": int, "participant_id": int, "time": float, "tile": int,
+        "tile_x": int, "tile_y": int, "tile_w": int, "tile_h": int, "face": int,
+        "x": int, "y": int, "w": int, "h": int, "score": float,
+        **{emotion: float for emotion in EMOTIONS},
+        "emotion": str, "smoothed": str, "yaw": float, "facing": int,
+    }, pk="id", foreign_keys=[
+        ("frame_id", "frames", "id"), ("session_id", "sessions", "id"), ("participant_id", "participants", "id"),
+    ], not_null={"frame_id", "session_id", "participant_id", "time", "face"})
+    db["events"].create({
+        "id": int, "session_id": int, "time": float, "kind": str, "detail": str,
+    }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "time", "kind"})
+    db["frames"].create_index(["session_id", "time"])
+    db["observations"].create_index(["session_id", "time"])
+    db["observations"].create_index(["participant_id"])
+    db["participants"].create_index(["session_id"])
+    db["events"].create_index(["session_id"])
+
+
+# Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit a released migration.
+MIGRATIONS: list[Callable[[Database], None]] = [_migration_1]
+
+
+def schema_version(db: Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: Database) -> None:
+    """Bring the schema to the latest version, each migration in its own transaction."""
+    version = schema_version(db)
+    if version > len(MIGRATIONS):
+        raise StoreError(f"the database has schema version {version}, newer than this fer-agent knows "
+                         f"({len(MIGRATIONS)}): upgrade fer-agent")
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        with db.atomic():
+            MIGRATIONS[number - 1](db)
+            db.execute(f"PRAGMA user_version = {number}")
+        log.info("database schema migrated to version %d", number)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+class Store:
+    """Open (and lock) a session database for writing. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot create its folder ({error.strerror}); choose another --db") from None
+        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise StoreError(f"{self.path} is in use by another fer-agent{self._holder()}; stop it first, or choose "
+                             "another --db") from None
+        except OSError as error:
+            raise StoreError(f"{self.path}: cannot write beside it ({error.strerror}); choose another --db") from None
+        try:
+            self.db = Database(sqlite3.connect(str(self.path), timeout=2.0))
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.enable_wal()
+            migrate(self.db)
+            self._recover()
+        except sqlite3.DatabaseError as error:
+            self._lock.release()
+            raise StoreError(f"{self.path}: {_explain(error)}") from None
+        self._participants: dict[tuple[int, int], int] = {}
+
+    def _holder(self) -> str:
+        try:
+            with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0) as conn:
+                row = conn.execute("SELECT pid FROM sessions WHERE status = 'running' ORDER BY id DESC").fetchone()
+        except sqlite3.Error:
+            return ""
+        return f" (process {row[0]})" if row and row[0] else ""
+
+    def _recover(self) -> None:
+        """Sessions left "running" by a crash: we hold the lock, so nobody runs them. Mark them interrupted, ending
+        at their last frame."""
+        for (session_id,) in self.db.execute("SELECT id FROM sessions WHERE status = 'running'").fetchall():
+            with self.db.atomic():
+                self.db["sessions"].update(session_id, {
+                    "status": "interrupted", "ended_at": _now(),
+                    "message": "the agent stopped without closing the session (crash, power loss or kill -9)",
+                })
+            log.warning("session %d was interrupted; its frames up to the interruption are kept", session_id)
+
+    def _write(self, what: str, action: Callable[[], object]):
+        try:
+            with self.db.atomic():
+                return action()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: cannot write {what}: {_explain(error)}") from None
+
+    def start_session(self, source: str, fps: float, model_version: str, model_accuracy: float | None,
+                      detector: str) -> int:
+        row = {
+            "started_at": _now(), "status": "running", "source": source, "fps": fps, "model_version": model_version,
+            "model_accuracy": model_accuracy, "detector": detector, "pid": os.getpid(),
+        }
+        return self._write("the session", lambda: self.db["sessions"].insert(row).last_pk)
+
+    def write_frame(self, session_id: int, time: float, source: str, tracked: list[Tracked], dropped: int,
+                    gallery: bool, milliseconds: dict[str, float]) -> int:
+        """One frame and its observations, in one transaction; new participants are added on first sight."""
+
+        def write() -> int:
+            frame_id = self.db["frames"].insert({
+                "session_id": session_id, "time": time, "captured_at": _now(), "source": source,
+                "tiles": len(tracked), "faces": sum(t.observation.face is not None for t in tracked),
+                "dropped": dropped, "gallery": int(gallery),
+                **{f"ms_{stage}": round(value, 2) for stage, value in milliseconds.items()},
+            }).last_pk
+            rows = []
+            for item in tracked:
+                participant_id = self._participant_id(session_id, item, time)
+                rows.append(_observation_row(frame_id, session_id, participant_id, time, item))
+            self.db["observations"].insert_all(rows)
+            return frame_id
+
+        return self._write("a frame", write)
+
+    def _participant_id(self, session_id: int, item: Tracked, time: float) -> int:
+        key = (session_id, item.participant.number)
+        if key not in self._participants:
+            self._participants[key] = self.db["participants"].insert({
+                "session_id": session_id, "label": item.participant.label, "first_seen": time, "last_seen": time,
+            }).last_pk
+        else:
+            self.db["participants"].update(self._participants[key], {"last_seen": time})
+        return self._participants[key]
+
+    def event(self, session_id: int, time: float, kind: str, detail: str = "") -> None:
+        self._write("an event", lambda: self.db["events"].insert(
+            {"session_id": session_id, "time": time, "kind": kind, "detail": detail}))
+
+    def finish_session(self, session_id: int, status: str, message: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
+        self._write("the session's end", lambda: self.db["sessions"].update(
+            session_id, {"status": status, "ended_at": _now(), "message": message}))
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def _observation_row(frame_id: int, session_id: int, participant_id: int, time: float, item: Tracked) -> dict:
+    observation = item.observation
+    tx, ty, tw, th = observation.tile.box
+    row = {
+        "frame_id": frame_id, "session_id": session_id, "participant_id": participant_id, "time": time,
+        "tile": observation.tile.index, "tile_x": tx, "tile_y": ty, "tile_w": tw, "tile_h": th,
+        "face": int(observation.face is not None), "smoothed": item.smoothed,
+    }
+    if observation.face is not None:
+        x, y, w, h = observation.face.box
+        row.update({"x": x, "y": y, "w": w, "h": h, "score": round(observation.face.score, 4),
+                    **{emotion: float(p) for emotion, p in zip(EMOTIONS, observation.probabilities)},
+                    "emotion": observation.emotion, "yaw": round(observation.yaw, 1),
+                    "facing": int(observation.facing)})
+    return row
+
+
+def _explain(error: sqlite3.DatabaseError) -> str:
+    text = str(error)
+    if "disk is full" in text or "disk I/O error" in text:
+        return f"{text}: free some disk space (everything written before this point is kept)"
+    if "readonly" in text or "unable to open" in text:
+        return f"{text}: choose a writable place with --db PATH"
+    if "file is not a database" in text or "malformed" in text:
+        return f"{text}: this is not a fer-agent database (or it is damaged); choose another --db"
+    if "locked" in text:
+        return f"{text}: another program holds the database; close it, or choose another --db"
+    return text

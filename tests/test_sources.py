@@ -1,0 +1,121 @@
+"""Frame sources: video sampling, images and folders, pacing, and their errors."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.errors import CaptureError
+from agent.sources import Frame, ImageSource, Paced, VideoSource, open_source, parse_region
+
+
+def write_video(path: Path, frames: int, fps: float, size=(320, 240)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for index in range(frames):
+        image = np.full((size[1], size[0], 3), (index * 8) % 256, np.uint8)
+        writer.write(image)
+    writer.release()
+
+
+def test_video_is_sampled_at_the_requested_rate(tmp_path: Path) -> None:
+    path = tmp_path / "lecture.mp4"
+    write_video(path, frames=30, fps=10)
+    source = open_source(str(path), fps=2)
+    assert isinstance(source, VideoSource) and source.expected_frames() == 6
+    frames = list(source.frames())
+    source.close()
+    assert [round(frame.time, 2) for frame in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    # The frame at 0.5 s is video frame 5, whose grey level the writer set to 40 (mp4v moves it by a level or two).
+    assert abs(int(frames[1].image.mean()) - 40) <= 3
+    assert all(frame.image.shape == (240, 320, 3) for frame in frames)
+
+
+def test_folder_of_screenshots_in_name_order(tmp_path: Path) -> None:
+    for name, level in (("b.png", 20), ("a.jpg", 10), ("c.png", 30)):
+        cv2.imwrite(str(tmp_path / name), np.full((50, 60, 3), level, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    source = open_source(str(tmp_path))
+    assert isinstance(source, ImageSource)
+    frames = list(source.frames())
+    assert [Path(frame.name).name for frame in frames] == ["a.jpg", "b.png", "c.png"]
+    assert [int(frame.image.mean()) for frame in frames] == [10, 20, 30]
+
+
+@pytest.mark.parametrize("content, match", [(b"", "cannot read this video"), (b"\x00garbage" * 100, "cannot read")])
+def test_corrupt_video(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(content)
+    with pytest.raises(CaptureError, match=match):
+        open_source(str(path))
+
+
+def test_corrupt_image(tmp_path: Path) -> None:
+    path = tmp_path / "shot.png"
+    path.write_bytes(b"\x89PNG not really")
+    with pytest.raises(CaptureError, match="cannot read this image"):
+        list(open_source(str(path)).frames())
+
+
+def test_missing_paths_and_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="no such video file"):
+        open_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(CaptureError, match="no such file or folder"):
+        open_source(str(tmp_path / "missing.png"))
+    with pytest.raises(CaptureError, match="no images in this folder"):
+        open_source(str(tmp_path))
+
+
+@pytest.mark.parametrize("text, match", [("1,2,3", "expected X,Y,W,H"), ("0,0,0,10", "W and H > 0"),
+                                         ("a,b,c,d", "expected X,Y,W,H")])
+def test_bad_regions(text: str, match: str) -> None:
+    with pytest.raises(CaptureError, match=match):
+        parse_region(text)
+
+
+def test_region_only_for_the_screen(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="--region applies to --source screen only"):
+        open_source(str(tmp_path), region="0,0,10,10")
+    with pytest.raises(CaptureError, match="expected a number"):
+        open_source("screen:two")
+
+
+def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(CaptureError, match="no display to capture.*--source"):
+        open_source("screen")
+
+
+def test_pacing_skips_missed_ticks_instead_of_queueing() -> None:
+    pace = Paced(fps=20)
+    assert pace.wait() == 0
+    assert pace.wait() == 0
+    time.sleep(0.26)  # five intervals of 50 ms and a bit: those ticks are gone
+    missed = pace.wait()
+    assert 4 <= missed <= 6
+    started = time.monotonic()
+    assert pace.wait() == 0
+    assert time.monotonic() - started <= 0.06
+
+
+def test_frame_validates_its_image() -> None:
+    with pytest.raises(ValueError, match=r"expected uint8 \[H, W, 3\]"):
+        Frame(np.zeros((4, 4), np.uint8), 0.0, "x")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/Xvfb"), reason="Xvfb is not installed (.ci/run installs it)")
+def test_monitor_numbers_and_regions_on_a_real_display(xvfb_display: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", xvfb_display)
+    with pytest.raises(CaptureError, match="screen:3: no such monitor; this display has monitors 1 to 1"):
+        open_source("screen:3")
+    with pytest.raises(CaptureError, match="does not fit monitor 1"):
+        open_source("screen", region="0,0,5000,10")
+    source = open_source("screen", fps=5, region="10,20,300,200")
+    frame = next(iter(source.frames()))
+    source.close()
+    assert frame.image.shape == (200, 300, 3) and frame.name == "screen:1 region 10,20,300,200"
