@@ -116,8 +116,10 @@ class ScreenSource:
     def grab(self) -> np.ndarray:
         try:
             shot = self._mss.grab(self.area)
-        except self._error as error:
-            raise CaptureError(f"{self.name}: screen capture failed ({error}); was the monitor disconnected?") from None
+        # mss's X11 backend fails with a bare AssertionError when the display's connection is gone mid-read.
+        except (self._error, AssertionError, OSError) as error:
+            reason = str(error) or "the connection to the display was lost"
+            raise CaptureError(f"{self.name}: screen capture failed ({reason}); was the monitor disconnected?") from None
         return np.ascontiguousarray(np.asarray(shot)[:, :, 2::-1])
 
     def frames(self) -> Iterator[Frame]:
@@ -130,7 +132,10 @@ class ScreenSource:
             yield Frame(image, time.monotonic() - start, self.name, missed, _since(grab_started))
 
     def close(self) -> None:
-        self._mss.close()
+        try:
+            self._mss.close()
+        except self._error:
+            log.debug("screen connection already gone at close")
 
 
 class WebcamSource:

@@ -126,5 +126,7 @@ class Tracker:
         return None if participant.mood is None else EMOTIONS[int(participant.mood.argmax())]
 
 
-def _same_place(box: tuple[int, int, int, int], other: tuple[int, int, int, int], tolerance: int = 3) -> bool:
+def _same_place(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
+    """Boxes equal within 5% of the tile's size (video compression and the speaker's border move edges a little)."""
+    tolerance = max(3.0, 0.05 * min(box[2], box[3]))
     return all(abs(a - b) <= tolerance for a, b in zip(box, other))

@@ -1,0 +1,271 @@
+"""The live agent end to end, as real processes: ``fer-agent start`` on a video, on a real (Xvfb) screen, killed with
+-9 and restarted; ``fer-agent analyze --json``; and every error case as one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.labels import EMOTIONS
+from agent.synthetic import participants_from_faces, render_gallery
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def agent(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env, cwd=ROOT)
+
+
+def spawn(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT)
+
+
+def write_gallery_video(path: Path, faces: np.ndarray, seconds: int, fps: int = 2, count: int = 9,
+                        size=(1280, 720)) -> None:
+    """A recorded lecture: a gallery of ``count`` participants whose faces change every frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for index in range(seconds * fps):
+        people = participants_from_faces(np.roll(faces, -index, axis=0), count, seed=7)
+        writer.write(render_gallery(people, width=size[0], height=size[1]).image[:, :, ::-1])
+    writer.release()
+
+
+def rows(database: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(database) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def wait_for_frames(database: Path, count: int, process: subprocess.Popen, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            if rows(database, "SELECT COUNT(*) FROM frames")[0][0] >= count:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} frames in {database} after {limit} s")
+
+
+@pytest.fixture(scope="module")
+def happy_faces(test_faces) -> np.ndarray:
+    faces, majority = test_faces
+    return faces[majority == EMOTIONS.index("happy")][:60]
+
+
+def test_video_to_sqlite(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+    video = tmp_path / "lecture.mp4"
+    write_gallery_video(video, happy_faces, seconds=4)
+    database = tmp_path / "class.db"
+    result = agent("start", "--source", str(video), "--fps", "2", "--db", str(database), "--quiet", env=detector_env)
+    assert result.returncode == 0, result.stderr
+    assert "session 1 finished: 8 frames (0 dropped), 9 participants" in result.stdout
+    assert f"data: {database}" in result.stdout and "fer-agent report 1" in result.stdout
+    assert rows(database, "SELECT status, source FROM sessions") == [("finished", str(video))]
+    assert rows(database, "SELECT COUNT(*), MIN(tiles), MAX(tiles) FROM frames") == [(8, 9, 9)]
+    assert rows(database, "SELECT COUNT(*) FROM participants") == [(9,)]
+    faces, happy = rows(database, "SELECT COUNT(*), SUM(emotion = 'happy') FROM observations WHERE face = 1")[0]
+    assert faces >= 0.95 * 72 and happy >= 0.75 * faces
+    # Each participant keeps one tile: the gallery did not move.
+    assert rows(database, "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT tile) AS n FROM observations "
+                          "GROUP BY participant_id)") == [(1,)]
+    timings = rows(database, "SELECT MIN(ms_detect), MIN(ms_total) FROM frames")[0]
+    assert all(value > 0 for value in timings)
+
+
+def test_analyze_prints_one_json_object_per_image(happy_faces: np.ndarray, detector_env: dict,
+                                                  tmp_path: Path) -> None:
+    gallery = render_gallery(participants_from_faces(happy_faces, 6, seed=2, camera_off=1), chat_panel=True)
+    cv2.imwrite(str(tmp_path / "a.png"), gallery.image[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((200, 300, 3), 30, np.uint8))
+    result = agent("analyze", str(tmp_path), "--json", env=detector_env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(line["source"]).name for line in lines] == ["a.png", "b.png"]
+    faces = lines[0]["faces"]
+    assert len(faces) == 5 and lines[1]["faces"] == []
+    for face, square in zip(faces, gallery.faces):
+        x, y, w, h = face["box"]
+        sx, sy, side, _ = square
+        assert sx <= x + w / 2 <= sx + side and sy <= y + h / 2 <= sy + side
+        assert set(face["scores"]) == set(EMOTIONS) and abs(sum(face["scores"].values()) - 1) < 1e-3
+        assert face["emotion"] == max(face["scores"], key=face["scores"].get) and 0 < face["score"] <= 1
+
+
+@pytest.fixture
+def gallery_on_screen(xvfb_display: str, happy_faces: np.ndarray, tmp_path: Path):
+    """A 1920x1080 gallery shown full screen on the Xvfb display (feh, the Debian image viewer)."""
+    import shutil
+
+    if shutil.which("feh") is None:
+        pytest.skip("feh is not installed (.ci/run installs the Debian package feh)")
+    gallery = render_gallery(participants_from_faces(happy_faces, 12, seed=9, camera_off=2), chat_panel=True)
+    path = tmp_path / "gallery.png"
+    cv2.imwrite(str(path), gallery.image[:, :, ::-1])
+    viewer = subprocess.Popen(["feh", "--fullscreen", "--borderless", "--hide-pointer", str(path)],
+                              env={**os.environ, "DISPLAY": xvfb_display}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    yield gallery
+    viewer.terminate()
+    viewer.wait(timeout=10)
+
+
+def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
+    database = tmp_path / "class.db"
+    env = {**detector_env, "DISPLAY": xvfb_display}
+    result = agent("start", "--duration", "5", "--db", str(database), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "finished" in result.stdout
+    # The live dashboard went to the terminal (stderr).
+    assert "class mood" in result.stderr and "participants (pseudonymous)" in result.stderr
+    frames = rows(database, "SELECT tiles, faces, dropped FROM frames")
+    assert 3 <= len(frames) <= 6
+    assert all(tiles == 12 and faces >= 9 for tiles, faces, _ in frames)
+    assert rows(database, "SELECT source FROM sessions") == [("screen:1",)]
+    assert rows(database, "SELECT COUNT(*) FROM participants") == [(12,)]
+
+
+def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detector_env: dict,
+                                                  tmp_path: Path) -> None:
+    video = tmp_path / "long.mp4"
+    write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
+    database = tmp_path / "class.db"
+    process = spawn("start", "--source", str(video), "--fps", "1", "--db", str(database), "--quiet", env=detector_env)
+    wait_for_frames(database, 3, process)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    before = rows(database, "SELECT id, time, tiles, faces FROM frames ORDER BY id")
+    observations = rows(database, "SELECT * FROM observations ORDER BY id")
+    assert len(before) >= 3 and len(observations) == sum(tiles for _, _, tiles, _ in before)
+    result = agent("start", "--source", str(video), "--fps", "1", "--duration", "3", "--db", str(database),
+                   "--quiet", env=detector_env)
+    assert result.returncode == 0, result.stderr
+    assert rows(database, "SELECT id, time, tiles, faces FROM frames WHERE session_id = 1 ORDER BY id") == before
+    assert rows(database, "SELECT * FROM observations WHERE session_id = 1 ORDER BY id") == observations
+    assert rows(database, "SELECT id, status FROM sessions ORDER BY id") == [(1, "interrupted"), (2, "finished")]
+    assert rows(database, "SELECT COUNT(*) FROM frames WHERE session_id = 2") == [(3,)]
+
+
+def test_sigterm_stops_cleanly(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+    video = tmp_path / "long.mp4"
+    write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
+    database = tmp_path / "class.db"
+    process = spawn("start", "--source", str(video), "--fps", "1", "--db", str(database), "--quiet", env=detector_env)
+    wait_for_frames(database, 2, process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "stopped by the user" in stdout and f"data: {database}" in stdout
+    assert rows(database, "SELECT status FROM sessions") == [("finished",)]
+
+
+def test_no_faces_for_minutes_is_an_event(detector_env: dict, tmp_path: Path) -> None:
+    video = tmp_path / "empty.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 1, (640, 360))
+    for _ in range(12):
+        writer.write(np.full((360, 640, 3), 40, np.uint8))
+    writer.release()
+    database = tmp_path / "class.db"
+    result = agent("start", "--source", str(video), "--db", str(database), "--quiet", "--no-face-minutes", "0.1",
+                   env=detector_env)
+    assert result.returncode == 0, result.stderr
+    assert rows(database, "SELECT kind, time, detail FROM events") == [("no_faces", 6.0, "no face found for 6 s")]
+
+
+def test_monitor_that_disappears(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+    """The display goes away mid-session: one clear error, exit 1, the frames before it kept."""
+    import shutil
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (.ci/run installs the Debian package xvfb)")
+    display = ":95"
+    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
+            assert time.monotonic() < deadline, "Xvfb did not start"
+            time.sleep(0.1)
+        database = tmp_path / "class.db"
+        process = spawn("start", "--db", str(database), "--quiet", env={**detector_env, "DISPLAY": display})
+        wait_for_frames(database, 2, process)
+        server.kill()
+        server.wait(timeout=10)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert process.returncode == 1
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "screen capture failed" in lines[0] and "frames before it are kept" in lines[0]
+    assert rows(database, "SELECT status FROM sessions") == [("failed",)]
+    assert rows(database, "SELECT COUNT(*) >= 2 FROM frames") == [(1,)]
+    assert rows(database, "SELECT kind FROM events") == [("capture_error",)]
+
+
+def expect_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+
+
+def test_error_cases(detector_env: dict, happy_faces: np.ndarray, tmp_path: Path) -> None:
+    database = str(tmp_path / "class.db")
+    expect_error(agent("start", "--db", database, env=detector_env), "no display to capture", "--source")
+    broken_video = tmp_path / "broken.mp4"
+    broken_video.write_bytes(b"\x00\x01 not a video" * 50)
+    expect_error(agent("start", "--source", str(broken_video), "--db", database, env=detector_env),
+                 "cannot read this video")
+    broken_image = tmp_path / "shot.png"
+    broken_image.write_bytes(b"not a png")
+    expect_error(agent("analyze", str(broken_image), env=detector_env), "cannot read this image")
+    video = tmp_path / "lecture.mp4"
+    write_gallery_video(video, happy_faces, seconds=1, count=4, size=(640, 360))
+    broken_model = tmp_path / "emotion.onnx"
+    broken_model.write_bytes(b"not onnx")
+    expect_error(agent("start", "--source", str(video), "--db", database, "--model", str(broken_model),
+                       env=detector_env), "cannot load ONNX model")
+    expect_error(agent("start", "--source", str(video), "--db", database, "--model", str(tmp_path / "none.onnx"),
+                       env=detector_env), "model file not found")
+    broken_detector = tmp_path / "detector.tflite"
+    broken_detector.write_bytes(b"not tflite")
+    expect_error(agent("start", "--source", str(video), "--db", database,
+                       env={**detector_env, "FER_AGENT_DETECTOR_MODEL": str(broken_detector)}),
+                 "cannot load face-detector model")
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    expect_error(agent("start", "--source", str(video), "--db", str(not_a_folder / "class.db"), env=detector_env),
+                 "cannot create its folder", "--db")
+    expect_error(agent("start", "--source", str(video), "--db", str(broken_image), env=detector_env),
+                 "not a fer-agent database")
+
+
+def test_database_in_use_by_another_agent(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+    video = tmp_path / "long.mp4"
+    write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
+    database = tmp_path / "class.db"
+    first = spawn("start", "--source", str(video), "--db", str(database), "--quiet", env=detector_env)
+    try:
+        wait_for_frames(database, 1, first)
+        expect_error(agent("start", "--source", str(video), "--db", str(database), env=detector_env),
+                     "is in use by another fer-agent", f"process {first.pid}")
+    finally:
+        first.kill()
+        first.wait(timeout=30)
