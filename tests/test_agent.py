@@ -257,11 +257,13 @@ def test_error_cases(detector_env: dict, happy_faces: np.ndarray, tmp_path: Path
                  "not a fer-agent database")
 
 
-def test_database_in_use_by_another_agent(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
-    video = tmp_path / "long.mp4"
-    write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
+def test_database_in_use_by_another_agent(happy_faces: np.ndarray, detector_env: dict, xvfb_display: str,
+                                          tmp_path: Path) -> None:
+    video = tmp_path / "lecture.mp4"
+    write_gallery_video(video, happy_faces, seconds=2, fps=1, count=4, size=(640, 360))
     database = tmp_path / "class.db"
-    first = spawn("start", "--source", str(video), "--db", str(database), "--quiet", env=detector_env)
+    # The first agent watches a (real, virtual) screen until it is stopped.
+    first = spawn("start", "--db", str(database), "--quiet", env={**detector_env, "DISPLAY": xvfb_display})
     try:
         wait_for_frames(database, 1, first)
         expect_error(agent("start", "--source", str(video), "--db", str(database), env=detector_env),
