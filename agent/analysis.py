@@ -18,7 +18,7 @@ import numpy as np
 from agent.classifier import EmotionClassifier
 from agent.crop import crop_face
 from agent.detector import Face, FaceDetector
-from agent.gallery import GalleryLayout, Tile, TileFaceFinder
+from agent.gallery import GalleryLayout, Tile, TileFaceFinder, tile_thumbnail
 from agent.labels import EMOTIONS
 from agent.sources import Frame
 
@@ -48,7 +48,8 @@ def head_yaw(face: Face) -> float:
 
 def tile_signature(pixels: np.ndarray) -> np.ndarray:
     """A tile's appearance at a glance (its colours on an 8x6 grid, float32), for telling participants apart when
-    the gallery reorders: a room's colours stay when its tile moves or changes size."""
+    the gallery reorders: a room's colours stay when its tile moves or changes size. ``pixels``: the tile, or its
+    thumbnail."""
     return cv2.resize(pixels, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
@@ -115,19 +116,22 @@ class Analyzer:
         laid_out = time.perf_counter()
         gallery = bool(tiles)
         if gallery:
-            faces = self.finder.find(image, tiles)
+            thumbnails = [tile_thumbnail(image, tile) for tile in tiles]
+            faces = self.finder.find(image, tiles, thumbnails)
         else:
             found = self.finder.find_anywhere(image)
             tiles = [Tile(index, _around(face, image.shape)) for index, face in enumerate(found)]
+            thumbnails = [tile_thumbnail(image, tile) for tile in tiles]
             faces: list[Face | None] = list(found)
         detected = time.perf_counter()
         present = [face for face in faces if face is not None]
         size = self.classifier.input_size
-        crops = np.stack([crop_face(image, face, size) for face in present]) if present else np.zeros((0, size, size))
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if present else None
+        crops = np.stack([crop_face(grey, face, size) for face in present]) if present else np.zeros((0, size, size))
         probabilities = iter(self.classifier.predict(crops))
         observations = []
-        for tile, face in zip(tiles, faces):
-            signature = tile_signature(tile.crop(image))
+        for tile, face, thumbnail in zip(tiles, faces, thumbnails):
+            signature = tile_signature(thumbnail)
             if face is None:
                 observations.append(Observation(tile, signature))
             else:

@@ -47,9 +47,6 @@ class Participant:
     def label(self) -> str:
         return f"P{self.number}"
 
-    def distance(self, signature: np.ndarray) -> float:
-        return min(float(np.abs(look - signature).mean()) for look in self.looks)
-
     def remember(self, signature: np.ndarray) -> None:
         distances = [float(np.abs(look - signature).mean()) for look in self.looks]
         closest = int(np.argmin(distances))
@@ -85,14 +82,16 @@ class Tracker:
         same_layout = len(observations) == self._last_tile_count
         self._last_tile_count = len(observations)
         pairs = []
-        for index, observation in enumerate(observations):
-            for participant in self.participants:
-                cost = participant.distance(observation.signature)
-                if same_layout and participant.last_seen == self._last_time and _same_place(
-                        participant.box, observation.tile.box):
-                    cost = min(cost, SAME_PLACE_COST)
-                if cost <= MATCH_THRESHOLD:
-                    pairs.append((cost, index, participant.number))
+        if self.participants and observations:
+            costs = self._look_distances(observations)
+            for index, observation in enumerate(observations):
+                for column, participant in enumerate(self.participants):
+                    cost = costs[index, column]
+                    if same_layout and participant.last_seen == self._last_time and _same_place(
+                            participant.box, observation.tile.box):
+                        cost = min(cost, SAME_PLACE_COST)
+                    if cost <= MATCH_THRESHOLD:
+                        pairs.append((cost, index, participant.number))
         assigned: dict[int, Participant] = {}
         taken: set[int] = set()
         by_number = {participant.number: participant for participant in self.participants}
@@ -114,6 +113,16 @@ class Tracker:
             tracked.append(Tracked(observation, participant, self._smooth(participant, observation, time)))
         self._last_time = time
         return tracked
+
+    def _look_distances(self, observations: list[Observation]) -> np.ndarray:
+        """[observations, participants]: each tile's distance to the closest look of each participant."""
+        signatures = np.stack([o.signature.ravel() for o in observations])
+        looks = np.stack([look.ravel() for p in self.participants for look in p.looks])
+        owners = np.repeat(np.arange(len(self.participants)), [len(p.looks) for p in self.participants])
+        distances = np.abs(signatures[:, None, :] - looks[None, :, :]).mean(axis=2)
+        result = np.full((len(observations), len(self.participants)), np.inf)
+        np.minimum.at(result.T, owners, distances.T)
+        return result
 
     def _smooth(self, participant: Participant, observation: Observation, time: float) -> str | None:
         if observation.probabilities is not None:

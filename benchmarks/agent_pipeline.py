@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -34,11 +33,22 @@ from training.data import load_fer
 STAGES = ("layout", "detect", "classify", "track", "store")
 
 
-def galleries(faces: np.ndarray, count: int, frames: int) -> list[np.ndarray]:
-    camera_off = max(count // 10, 1)
-    return [render_gallery(participants_from_faces(np.roll(faces, -index * count, axis=0), count, seed=count,
-                                                   camera_off=camera_off, pictures=count // 5)).image
-            for index in range(frames)]
+def galleries(faces: np.ndarray, count: int, frames: int, moving: float = 1.0, seed: int = 0) -> list[np.ndarray]:
+    """``frames`` screenshots of one gallery. Each frame, a ``moving`` share of the participants (chosen at random)
+    shows a new face, and every tile gets camera noise (Gaussian, 2 grey levels): ``moving=1`` is the worst case,
+    every face new in every frame."""
+    rng = np.random.default_rng(seed)
+    people = participants_from_faces(faces, count, seed=count, camera_off=max(count // 10, 1), pictures=count // 5)
+    next_face = count
+    images = []
+    for _ in range(frames):
+        for person in people:
+            if rng.random() < moving:
+                person.face = faces[next_face % len(faces)]
+                next_face += 1
+        image = render_gallery(people).image.astype(np.float32)
+        images.append(np.clip(image + rng.normal(0, 2, image.shape), 0, 255).astype(np.uint8))
+    return images
 
 
 def measure(analyzer: Analyzer, store: Store, images: list[np.ndarray]) -> dict[str, list[float]]:
@@ -75,9 +85,9 @@ def cpu_at_one_fps(analyzer: Analyzer, store: Store, images: list[np.ndarray], s
     dropped = 0
     before = os.times()
     started = time.monotonic()
-    for index in range(seconds):
+    for index, image in enumerate(images[:seconds]):
         dropped += pace.wait()
-        frame = Frame(images[index % len(images)], float(index), "benchmark")
+        frame = Frame(image, float(index), "benchmark")
         analysis = analyzer.analyze(frame)
         tracked = tracker.update(analysis.observations, frame.time)
         store.write_frame(session, frame.time, frame.name, tracked, 0, analysis.gallery, analysis.milliseconds)
@@ -105,9 +115,21 @@ def screen_grab_ms(rounds: int = 20) -> tuple[str, float] | None:
     return f"{monitor['width']}x{monitor['height']}", statistics.median(times)
 
 
+# Runs the real command line in a fresh process and prints that process's peak resident memory (VmHWM, which a new
+# program starts afresh, unlike getrusage's ru_maxrss, which would carry this script's own peak into its children).
+PEAK_OF_AGENT = """
+import sys
+from agent.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    status = open("/proc/self/status").read()
+    print(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1], file=sys.stderr)
+"""
+
+
 def agent_peak_rss(images: list[np.ndarray], folder: Path) -> float:
-    """Peak resident memory (MB) of a real ``fer-agent start`` process analysing these screenshots: measured in
-    its own process, so this script's dataset does not count."""
+    """Peak resident memory (MB) of a real ``fer-agent start`` process analysing these screenshots (Linux)."""
     import subprocess
     import sys
 
@@ -117,49 +139,60 @@ def agent_peak_rss(images: list[np.ndarray], folder: Path) -> float:
     shots.mkdir()
     for index, image in enumerate(images):
         cv2.imwrite(str(shots / f"{index:03d}.png"), image[:, :, ::-1])
-    subprocess.run([sys.executable, "-m", "agent", "start", "--source", str(shots), "--quiet",
-                    "--db", str(folder / "rss.db")], check=True, capture_output=True)
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result = subprocess.run([sys.executable, "-c", PEAK_OF_AGENT, "start", "--source", str(shots), "--quiet",
+                             "--db", str(folder / "rss.db")], check=True, capture_output=True, text=True)
+    return int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+SCENARIOS = {"worst": 1.0, "still": 0.2}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="FER-2013 folder (fer2013.csv.gz and fer2013new.csv)")
-    parser.add_argument("--frames", type=int, default=10, help="frames measured per gallery size")
-    parser.add_argument("--cpu-seconds", type=int, default=30, help="length of the 1 frame/s CPU measurement")
+    parser.add_argument("--frames", type=int, default=15, help="frames measured per gallery size and scenario")
+    parser.add_argument("--cpu-seconds", type=int, default=30, help="length of each 1 frame/s CPU measurement")
     args = parser.parse_args()
 
-    faces = load_fer(args.data).split("PrivateTest").pixels[:1000]
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"emotion model on 1 thread; median of {args.frames} frames")
+    faces = load_fer(args.data).split("PrivateTest").pixels[:1500]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; emotion model on 1 "
+          f"thread; median of {args.frames} frames after a warm-up frame")
+    print("scenarios: worst = every participant shows a new face in every frame (every tile searched); "
+          "still = 20% of participants move each second, the rest sit still (camera noise only)")
     with tempfile.TemporaryDirectory() as folder, \
             Analyzer(resolve_detector_model(), default_emotion_model()) as analyzer, \
             Store(Path(folder) / "benchmark.db") as store:
-        analyzer.analyze(Frame(galleries(faces, 9, 1)[0], 0.0, "warm-up"))
-        header = f"{'gallery':<8}{'tiles':>6}{'faces':>6}" + "".join(f"{s:>10}" for s in STAGES) + f"{'total':>10}"
+        header = (f"{'gallery':<8}{'scenario':<9}{'tiles':>6}{'faces':>6}{'detector calls':>15}"
+                  + "".join(f"{s:>9}" for s in STAGES) + f"{'total ms':>10}")
         print(header)
         print("-" * len(header))
-        sevens = None
+        sevens = {}
         for side in (3, 5, 7):
             count = side * side
-            images = galleries(faces, count, args.frames)
-            timings = measure(analyzer, store, images)
-            row = f"{side}x{side:<6}{count:>6}{statistics.median(timings['faces']):>6.0f}"
-            row += "".join(f"{statistics.median(timings[s]):>10.1f}" for s in STAGES)
-            row += f"{statistics.median(timings['total']):>10.1f}"
-            print(row)
-            if side == 7:
-                sevens = images
+            for scenario, moving in SCENARIOS.items():
+                images = galleries(faces, count, args.frames + 1, moving)
+                calls_before = analyzer.finder.detections
+                timings = measure(analyzer, store, images)
+                calls = (analyzer.finder.detections - calls_before) / len(images)
+                row = f"{side}x{side:<6}{scenario:<9}{count:>6}{statistics.median(timings['faces'][1:]):>6.0f}"
+                row += f"{calls:>15.1f}"
+                row += "".join(f"{statistics.median(timings[s][1:]):>9.1f}" for s in STAGES)
+                row += f"{statistics.median(timings['total'][1:]):>10.1f}"
+                print(row)
+                if side == 7:
+                    sevens[scenario] = images
         grab = screen_grab_ms()
         if grab:
-            print(f"screen grab (mss) {grab[0]}: {grab[1]:.1f} ms")
+            print(f"screen grab (mss) {grab[0]}: {grab[1]:.1f} ms per frame (not in the totals above)")
         else:
             print("screen grab: not measured (no $DISPLAY)")
-        share, dropped = cpu_at_one_fps(analyzer, store, sevens, args.cpu_seconds)
-        print(f"CPU at 1 frame/s, 7x7 gallery, {args.cpu_seconds} s: {share * 100:.1f}% of one core, "
-              f"{dropped} frames dropped")
-        peak = agent_peak_rss(sevens, Path(folder))
-    print(f"peak RSS of `fer-agent start` on {len(sevens)} 7x7 screenshots: {peak:.0f} MB")
+        for scenario in SCENARIOS:
+            images = galleries(faces, 49, args.cpu_seconds, SCENARIOS[scenario], seed=1)
+            share, dropped = cpu_at_one_fps(analyzer, store, images, args.cpu_seconds)
+            print(f"CPU at 1 frame/s, 7x7 gallery, {scenario}, {args.cpu_seconds} s: {share * 100:.1f}% of one core, "
+                  f"{dropped} frames dropped")
+        peak = agent_peak_rss(sevens["worst"], Path(folder))
+    print(f"peak RSS of `fer-agent start` on {len(sevens['worst'])} 7x7 screenshots: {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -127,3 +127,26 @@ def test_background_colour_is_the_edges_common_colour() -> None:
 def test_layout_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="expected uint8"):
         GalleryLayout().tiles(np.zeros((10, 10), np.uint8))
+
+
+def test_still_tiles_keep_their_face_until_refresh_and_changed_tiles_are_searched(
+        test_faces, detector_model_path: Path) -> None:
+    faces, _ = test_faces
+    people = participants_from_faces(faces, 4, seed=6)
+    still = render_gallery(people).image
+    tiles = GalleryLayout().tiles(still)
+    with FaceDetector(detector_model_path) as detector:
+        finder = TileFaceFinder(detector, refresh_frames=2)
+        first = finder.find(still, tiles)
+        calls = finder.detections
+        noisy = np.clip(still + np.random.default_rng(0).normal(0, 2, still.shape), 0, 255).astype(np.uint8)
+        assert finder.find(noisy, tiles) == first and finder.detections == calls and finder.reused == 4
+        # Participant 0 moves (a new face in their tile): only that tile is searched again.
+        people[0].face = faces[100]
+        moved = render_gallery(people).image
+        again = finder.find(moved, tiles)
+        assert finder.detections > calls and again[1:] == first[1:] and finder.reused == 7
+        # After refresh_frames frames of reuse, every tile is searched again.
+        calls = finder.detections
+        finder.find(moved, tiles)
+        assert finder.detections - calls >= 3
