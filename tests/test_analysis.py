@@ -83,3 +83,15 @@ def test_frame_without_gallery_is_searched_whole(analyzer: Analyzer, test_faces)
     analysis = analyzer.analyze(Frame(image, 0.0, "photo"))
     assert not analysis.gallery
     assert analysis.faces == 2 and len(analysis.observations) == 2
+
+
+def test_single_view_treats_the_frame_as_one_tile(detector_model_path: Path, test_faces) -> None:
+    """The webcam mode: one person filling a 640x480 camera frame."""
+    faces, _ = test_faces
+    across = np.linspace(0, 1, 640)[None, :, None]
+    image = (np.array([120, 140, 90]) * across + 60).astype(np.uint8).repeat(480, axis=0)
+    image[100:380, 180:460] = cv2.resize(faces[3], (280, 280), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    with Analyzer(detector_model_path, SHIPPED_MODEL, single_view=True) as webcam:
+        analysis = webcam.analyze(Frame(image, 0.0, "webcam:0"))
+    assert [o.tile.box for o in analysis.observations] == [(0, 0, 640, 480)]
+    assert analysis.faces == 1

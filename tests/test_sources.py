@@ -119,3 +119,9 @@ def test_monitor_numbers_and_regions_on_a_real_display(xvfb_display: str, monkey
     frame = next(iter(source.frames()))
     source.close()
     assert frame.image.shape == (200, 300, 3) and frame.name == "screen:1 region 10,20,300,200"
+
+
+def test_missing_webcam_is_a_clear_error() -> None:
+    # No camera is attached to the test machines; index 7 is free everywhere we run.
+    with pytest.raises(CaptureError, match=r"webcam:7: cannot open the camera"):
+        open_source("webcam:7")
