@@ -252,7 +252,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
     from rich.console import Console
 
     from agent.session import run_session
-    from agent.sources import open_source
+    from agent.sources import WebcamSource, open_source
     from agent.store import Store, default_database
 
     path = Path(database) if database else default_database()
@@ -264,7 +264,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with _analyzer(detector_model, model_path, threads, source.startswith("webcam")) as analyzer, \
+        with _analyzer(detector_model, model_path, threads, isinstance(frame_source, WebcamSource)) as analyzer, \
                 Store(path) as store:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -80,6 +80,17 @@ class Paced:
         return missed
 
 
+def _paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray]) -> Iterator[Frame]:
+    """Frames of a live source: ``grab()`` at each tick of ``fps``, with the ticks missed before it counted."""
+    pace = Paced(fps)
+    start = time.monotonic()
+    while True:
+        missed = pace.wait()
+        grab_started = time.perf_counter()
+        image = grab()
+        yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started))
+
+
 class ScreenSource:
     """The screen through mss: monitor ``monitor`` (1 = the primary), or a ``region`` (x, y, w, h) of it."""
 
@@ -123,13 +134,7 @@ class ScreenSource:
         return np.ascontiguousarray(np.asarray(shot)[:, :, 2::-1])
 
     def frames(self) -> Iterator[Frame]:
-        pace = Paced(self.fps)
-        start = time.monotonic()
-        while True:
-            missed = pace.wait()
-            grab_started = time.perf_counter()
-            image = self.grab()
-            yield Frame(image, time.monotonic() - start, self.name, missed, _since(grab_started))
+        return _paced_frames(self.name, self.fps, self.grab)
 
     def close(self) -> None:
         try:
@@ -150,19 +155,16 @@ class WebcamSource:
         self.name = f"webcam:{index}"
         self.fps = fps
 
+    def grab(self) -> np.ndarray:
+        # The driver buffers frames; grab the stale one away so the frame read is current.
+        self._capture.grab()
+        ok, image = self._capture.read()
+        if not ok:
+            raise CaptureError(f"{self.name}: the camera stopped delivering frames")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
     def frames(self) -> Iterator[Frame]:
-        pace = Paced(self.fps)
-        start = time.monotonic()
-        while True:
-            missed = pace.wait()
-            grab_started = time.perf_counter()
-            # The driver buffers frames; grab the stale one away so the frame read is current.
-            self._capture.grab()
-            ok, image = self._capture.read()
-            if not ok:
-                raise CaptureError(f"{self.name}: the camera stopped delivering frames")
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            yield Frame(image, time.monotonic() - start, self.name, missed, _since(grab_started))
+        return _paced_frames(self.name, self.fps, self.grab)
 
     def close(self) -> None:
         self._capture.release()

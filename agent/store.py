@@ -164,23 +164,24 @@ class Store:
                 "dropped": dropped, "gallery": int(gallery),
                 **{f"ms_{stage}": round(value, 2) for stage, value in milliseconds.items()},
             }).last_pk
-            rows = []
-            for item in tracked:
-                participant_id = self._participant_id(session_id, item, time)
-                rows.append(_observation_row(frame_id, session_id, participant_id, time, item))
-            self.db["observations"].insert_all(rows)
+            seen = [self._participant_id(session_id, item, time) for item in tracked]
+            if seen:
+                self.db.execute(f"UPDATE participants SET last_seen = ? WHERE id IN ({', '.join('?' * len(seen))})",
+                                [time, *seen])
+            self.db["observations"].insert_all(
+                _observation_row(frame_id, session_id, participant_id, time, item)
+                for participant_id, item in zip(seen, tracked))
             return frame_id
 
         return self._write("a frame", write)
 
     def _participant_id(self, session_id: int, item: Tracked, time: float) -> int:
+        """The participant's row id, adding the row when they are first seen."""
         key = (session_id, item.participant.number)
         if key not in self._participants:
             self._participants[key] = self.db["participants"].insert({
                 "session_id": session_id, "label": item.participant.label, "first_seen": time, "last_seen": time,
             }).last_pk
-        else:
-            self.db["participants"].update(self._participants[key], {"last_seen": time})
         return self._participants[key]
 
     def event(self, session_id: int, time: float, kind: str, detail: str = "") -> None:
