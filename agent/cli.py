@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from importlib import metadata
+from contextlib import closing
 from pathlib import Path
 
 import click
 
+from agent import installed_version
 from agent.errors import FerAgentError
 from agent.paths import default_emotion_model, model_card_for, model_test_accuracy
 
@@ -32,16 +33,9 @@ class FerAgentGroup(click.Group):
             sys.exit(1)
 
 
-def _version() -> str:
-    try:
-        return metadata.version("fer-agent")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 @click.group(cls=FerAgentGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks and debug logging.")
-@click.version_option(_version(), prog_name="fer-agent")
+@click.version_option(installed_version(), prog_name="fer-agent")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """fer-agent: how is my live video class doing? Facial-expression analysis of a participant gallery."""
@@ -118,7 +112,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
     if onnx_path:
         from training.export import export_onnx
 
-        export_onnx(Path(config.out_dir) / BEST_CHECKPOINT, onnx_path, version=_version())
+        export_onnx(Path(config.out_dir) / BEST_CHECKPOINT, onnx_path, version=installed_version())
         click.echo(f"exported {onnx_path} and {model_card_for(Path(onnx_path))}")
 
 
@@ -126,7 +120,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default=str(default_emotion_model()), show_default=True,
               type=click.Path(dir_okay=False), help="ONNX file to write; the model card goes beside it (.json).")
-@click.option("--model-version", default=_version(), show_default=True, help="Written into the ONNX metadata.")
+@click.option("--model-version", default=installed_version(), show_default=True, help="Written into the ONNX metadata.")
 def export_model(checkpoint: str, output: str, model_version: str) -> None:
     """Export a training checkpoint to ONNX (raw 0..255 grey input, softmax output) with its model card."""
     _require_training_extra()
@@ -228,6 +222,17 @@ def _analyzer(detector_model: str | None, model_path: str, threads: int, single_
     return Analyzer(resolve_detector_model(detector_model), Path(model_path), threads, single_view=single_view)
 
 
+def _database_option(command):
+    return click.option("--db", "database", type=click.Path(dir_okay=False),
+                        help="Session database (SQLite). Default: fer-agent.db in your user data folder.")(command)
+
+
+def _database_path(database: str | None) -> Path:
+    from agent.store import default_database
+
+    return Path(database) if database else default_database()
+
+
 @main.command()
 @click.option("--source", default="screen", show_default=True,
               help="screen (primary monitor), screen:N (monitor N), a video file (mp4, mkv, avi, ...), an image, a "
@@ -235,8 +240,7 @@ def _analyzer(detector_model: str | None, model_path: str, threads: int, single_
 @click.option("--region", metavar="X,Y,W,H", help="Watch only this part of the monitor (the call's window), in pixels.")
 @click.option("--duration", callback=_parse_duration, metavar="TIME",
               help="Stop after this long: seconds, or 90m, 1.5h (video: of video time). Default: until Ctrl-C.")
-@click.option("--db", "database", type=click.Path(dir_okay=False),
-              help="Session database (SQLite). Default: fer-agent.db in your user data folder.")
+@_database_option
 @click.option("--quiet", is_flag=True, help="No live dashboard; only the summary at the end.")
 @click.option("--no-face-minutes", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Record a no_faces event after this many minutes without a face.")
@@ -253,9 +257,9 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     from agent.session import run_session
     from agent.sources import WebcamSource, open_source
-    from agent.store import Store, default_database
+    from agent.store import Store
 
-    path = Path(database) if database else default_database()
+    path = _database_path(database)
     frame_source = open_source(source, fps, region)
     console = Console(stderr=True)
 
@@ -317,3 +321,123 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, mo
         frame_source.close()
     if not as_json:
         Console().print(table)
+
+
+@main.command()
+@_database_option
+def sessions(database: str | None) -> None:
+    """List the recorded sessions: id, start, duration, status, participants, frames."""
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from reports.data import list_sessions, open_database
+    from reports.metrics import clock, local_time
+
+    path = _database_path(database)
+    with closing(open_database(path)) as conn:
+        rows = list_sessions(conn)
+    if not rows:
+        click.echo(f"no sessions in {path}")
+        return
+    table = Table(title=str(path), box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "started", "duration", "status", "participants", "frames"):
+        table.add_column(column, no_wrap=True, justify="left" if column in ("started", "status") else "right")
+    table.add_column("source", overflow="fold")
+    for info in rows:
+        table.add_row(str(info.id), local_time(info.started_at), clock(info.duration), info.status,
+                      str(info.participants), f"{info.frames:,}", escape(info.source))
+    Console().print(table)
+
+
+@main.command()
+@click.argument("session", required=False, type=click.IntRange(min=1))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="HTML file to write. Default: fer-agent-session-N.html in the current folder.")
+@click.option("--interval", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Seconds per point of the charts. Default: 30 for sessions up to 30 minutes, 60 beyond.")
+@_database_option
+def report(session: int | None, output: str | None, interval: float | None, database: str | None) -> None:
+    """Write the post-class report of SESSION (default: the latest) as one self-contained HTML file.
+
+    The file opens offline in any browser and prints well: mood and attention over the lecture, the engagement
+    index, key moments, participants (pseudonymous), methodology and limitations.
+    """
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from reports.data import load_session, open_database
+    from reports.html import render_report, write_report
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("reading the session")
+        with closing(open_database(_database_path(database))) as conn:
+            data = load_session(conn, session)
+        built = render_report(data, interval, step=lambda what: progress.update(task, description=what))
+        path = Path(output) if output else Path(f"fer-agent-session-{data.info.id}.html")
+        size = write_report(built, path)
+    click.echo(f"report of session {data.info.id}: {path} ({size / 1e6:.2f} MB, {len(data.labels)} participants, "
+               f"{len(built.moments)} key moments)")
+
+
+@main.command()
+@click.argument("session", required=False, type=click.IntRange(min=1))
+@click.option("--format", "file_format", type=click.Choice(["csv", "json"]), default="json", show_default=True,
+              help="json: one file; csv: two files, <stem>-timeline.csv and <stem>-participants.csv.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="File to write (csv: the stem of the two files). Default: fer-agent-session-N.json, or "
+                   "fer-agent-session-N-*.csv.")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Seconds per row of the timeline.")
+@_database_option
+def export(session: int | None, file_format: str, output: str | None, interval: float,
+           database: str | None) -> None:
+    """Export SESSION's numbers (default: the latest): the class per minute (faces, attention, mean expression
+    probabilities, engagement index) and each participant's summary."""
+    from reports.data import load_session, open_database
+    from reports.export import session_export, write_export
+
+    with closing(open_database(_database_path(database))) as conn:
+        data = load_session(conn, session)
+    target = output or f"fer-agent-session-{data.info.id}" + (".json" if file_format == "json" else "")
+    for path in write_export(session_export(data, interval), file_format, target):
+        click.echo(str(path))
+
+
+@main.command()
+@click.argument("session", required=False, type=click.IntRange(min=1))
+@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Delete every session that started more than DAYS days ago (0: every session).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_database_option
+def purge(session: int | None, older_than: float | None, yes: bool, database: str | None) -> None:
+    """Delete SESSION, or the sessions older than --older-than DAYS, with everything recorded in them.
+
+    The rows are removed and the database file is compacted, so the data is gone from disk. Asks first unless --yes.
+    """
+    from agent.store import Store
+    from reports.data import open_database, select_sessions
+    from reports.metrics import local_time
+
+    if (session is None) == (older_than is None):
+        raise click.UsageError("name one SESSION, or --older-than DAYS")
+    path = _database_path(database)
+    with closing(open_database(path)) as conn:
+        chosen = select_sessions(conn, session, older_than)
+    if not chosen:
+        click.echo(f"no session started more than {older_than:g} days ago; nothing deleted")
+        return
+    for info in chosen:
+        click.echo(f"session {info.id}: started {local_time(info.started_at)}, {info.frames:,} frames, "
+                   f"{info.participants} participants, {info.source}")
+    if not yes:
+        click.confirm(f"Delete {len(chosen)} session{'s' if len(chosen) != 1 else ''} and everything recorded in "
+                      f"{'them' if len(chosen) != 1 else 'it'} from {path}?", abort=True, err=True)
+    with Store(path) as store:
+        counts = store.purge([info.id for info in chosen])
+    click.echo(f"deleted {counts['sessions']} session{'s' if counts['sessions'] != 1 else ''} "
+               f"({counts['frames']:,} frames, {counts['observations']:,} observations, "
+               f"{counts['participants']:,} participants, {counts['events']:,} events); "
+               f"{path} is now {path.stat().st_size / 1e6:.2f} MB")

@@ -194,6 +194,28 @@ class Store:
         self._write("the session's end", lambda: self.db["sessions"].update(
             session_id, {"status": status, "ended_at": _now(), "message": message}))
 
+    def purge(self, session_ids: list[int]) -> dict[str, int]:
+        """Delete these sessions and everything recorded with them, in one transaction; returns the rows deleted per
+        table. Then VACUUM rewrites the file without the freed pages (SQLite would otherwise keep the deleted rows'
+        bytes in them) and the WAL is truncated, so the data is gone from disk, not only from queries."""
+        marks = ", ".join("?" * len(session_ids))
+
+        def delete() -> dict[str, int]:
+            counts = {table: self.db.execute(f"DELETE FROM {table} WHERE session_id IN ({marks})",
+                                             session_ids).rowcount
+                      for table in ("observations", "frames", "participants", "events")}
+            counts["sessions"] = self.db.execute(f"DELETE FROM sessions WHERE id IN ({marks})", session_ids).rowcount
+            return counts
+
+        counts = self._write("the purge", delete)
+        try:
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: the sessions are deleted, but the file could not be compacted: "
+                             f"{_explain(error)}") from None
+        return counts
+
     def close(self) -> None:
         self.db.close()
         self._lock.release()

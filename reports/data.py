@@ -1,0 +1,172 @@
+"""Reading a session database for the report, the exports and the session list.
+
+The database is opened read-only, so a report can be made while the agent is still recording into it (in WAL mode
+SQLite lets readers work beside the one writer). Observations are read in one query into numpy arrays: a 90-minute
+class of 50 participants is about 270,000 rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from agent.errors import StoreError
+from agent.labels import EMOTIONS
+from agent.store import MIGRATIONS
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One row of ``sessions`` with its frame and participant counts; ``duration`` in seconds (the last frame's time
+    plus one frame interval; 0 without frames)."""
+
+    id: int
+    started_at: str
+    ended_at: str | None
+    status: str
+    source: str
+    fps: float
+    model_version: str | None
+    model_accuracy: float | None
+    detector: str | None
+    message: str | None
+    frames: int
+    dropped: int
+    participants: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class Event:
+    time: float
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SessionData:
+    """A session's observations as arrays, one entry per tile per frame.
+
+    ``participant`` indexes ``labels``; ``probabilities`` is [N, 7] in EMOTIONS order, NaN where no face was seen;
+    ``facing`` is False where no face was seen.
+    """
+
+    info: SessionInfo
+    frame_times: np.ndarray
+    labels: list[str]
+    time: np.ndarray
+    participant: np.ndarray
+    face: np.ndarray
+    facing: np.ndarray
+    probabilities: np.ndarray
+    events: list[Event]
+
+    def __post_init__(self) -> None:
+        count = len(self.time)
+        for name in ("participant", "face", "facing"):
+            if getattr(self, name).shape != (count,):
+                raise ValueError(f"{name}: expected shape ({count},), got {getattr(self, name).shape}")
+        if self.probabilities.shape != (count, len(EMOTIONS)):
+            raise ValueError(f"probabilities: expected shape ({count}, {len(EMOTIONS)}), "
+                             f"got {self.probabilities.shape}")
+
+
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """Open a fer-agent database read-only; a missing file, another kind of file, or a newer schema is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no session database there; record a session with `fer-agent start` first, or "
+                         "name the database with --db PATH")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise StoreError(f"{path}: {error}: this is not a fer-agent database (or it is damaged)") from None
+    if version > len(MIGRATIONS):
+        conn.close()
+        raise StoreError(f"{path} has schema version {version}, newer than this fer-agent knows ({len(MIGRATIONS)}): "
+                         "upgrade fer-agent")
+    if version < 1 or "sessions" not in tables:
+        conn.close()
+        raise StoreError(f"{path}: this is not a fer-agent database (no sessions table)")
+    return conn
+
+
+_SESSIONS = """
+SELECT s.id, s.started_at, s.ended_at, s.status, s.source, s.fps, s.model_version, s.model_accuracy, s.detector,
+       s.message, COUNT(f.id), COALESCE(SUM(f.dropped), 0), MAX(f.time),
+       (SELECT COUNT(*) FROM participants p WHERE p.session_id = s.id)
+FROM sessions s LEFT JOIN frames f ON f.session_id = s.id
+{where}
+GROUP BY s.id ORDER BY s.id
+"""
+
+
+def _session_info(row: tuple) -> SessionInfo:
+    *fields, frames, dropped, last_time, participants = row
+    fps = fields[5] or 1.0
+    duration = 0.0 if last_time is None else float(last_time) + 1.0 / fps
+    return SessionInfo(*fields, frames=frames, dropped=dropped, participants=participants, duration=duration)
+
+
+def list_sessions(conn: sqlite3.Connection) -> list[SessionInfo]:
+    return [_session_info(row) for row in conn.execute(_SESSIONS.format(where=""))]
+
+
+def session_info(conn: sqlite3.Connection, session_id: int | None) -> SessionInfo:
+    """The session ``session_id``, or the latest one when None; unknown ids and empty databases are errors."""
+    if session_id is None:
+        row = conn.execute(_SESSIONS.format(where="WHERE s.id = (SELECT MAX(id) FROM sessions)")).fetchone()
+        if row is None:
+            raise StoreError("the database holds no session yet; record one with `fer-agent start`")
+        return _session_info(row)
+    row = conn.execute(_SESSIONS.format(where="WHERE s.id = ?"), [session_id]).fetchone()
+    if row is None:
+        ids = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY id")]
+        known = ("no session" if not ids else f"sessions {', '.join(map(str, ids))}" if len(ids) <= 10
+                 else f"{len(ids)} sessions, {ids[0]} to {ids[-1]}")
+        raise StoreError(f"there is no session {session_id} in this database (it holds {known}); "
+                         "`fer-agent sessions` lists them")
+    return _session_info(row)
+
+
+def select_sessions(conn: sqlite3.Connection, session_id: int | None, older_than_days: float | None,
+                    now: datetime.datetime | None = None) -> list[SessionInfo]:
+    """Session ``session_id`` (an error when unknown), or every session that started more than ``older_than_days``
+    days before ``now``."""
+    if session_id is not None:
+        return [session_info(conn, session_id)]
+    if older_than_days is None:
+        raise ValueError("expected a session id or older_than_days")
+    cutoff = (now or datetime.datetime.now().astimezone()) - datetime.timedelta(days=older_than_days)
+    return [info for info in list_sessions(conn) if _started(info) < cutoff]
+
+
+def _started(info: SessionInfo) -> datetime.datetime:
+    started = datetime.datetime.fromisoformat(info.started_at)
+    return started if started.tzinfo else started.astimezone()
+
+
+def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionData:
+    """Everything the report needs of one session (the latest when ``session_id`` is None)."""
+    info = session_info(conn, session_id)
+    frame_times = np.array([t for (t,) in conn.execute(
+        "SELECT time FROM frames WHERE session_id = ? ORDER BY time", [info.id])], dtype=np.float64)
+    participants = conn.execute("SELECT id, label FROM participants WHERE session_id = ? ORDER BY id",
+                                [info.id]).fetchall()
+    rows = conn.execute(
+        f"SELECT participant_id, time, face, COALESCE(facing, 0), {', '.join(EMOTIONS)} FROM observations "
+        "WHERE session_id = ? ORDER BY id", [info.id]).fetchall()
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 4 + len(EMOTIONS))
+    events = [Event(*row) for row in conn.execute(
+        "SELECT time, kind, COALESCE(detail, '') FROM events WHERE session_id = ? ORDER BY time, id", [info.id])]
+    return SessionData(
+        info=info, frame_times=frame_times, labels=[label for _id, label in participants],
+        time=table[:, 1], participant=np.searchsorted([row_id for row_id, _label in participants], table[:, 0]),
+        face=table[:, 2] > 0, facing=table[:, 3] > 0, probabilities=table[:, 4:], events=events)

@@ -1,0 +1,100 @@
+"""The post-class report: one self-contained HTML file (inline CSS, inline SVG charts, no script, no URL).
+
+The page is a Jinja2 template with autoescaping on, so every text that comes from the database (sources, messages,
+event details, labels) is HTML-escaped; only the SVG charts matplotlib drew are marked safe.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+import numpy as np
+
+from agent import installed_version
+from agent.errors import FerAgentError
+from agent.labels import EMOTIONS
+from reports import charts
+from reports.data import SessionData
+from reports.metrics import (AWAY_GAZE_WEIGHT, BASELINE_INTERVALS, EMOTION_WEIGHTS, ENGAGEMENT_SCALE,
+                             FACING_GAZE_WEIGHT, MIN_CHANGE, NEGATIVE_EMOTIONS, KeyMoment, clock, default_interval,
+                             engagement, key_moments, local_time, participants, timeline)
+
+MAX_EVENTS = 50
+
+
+@dataclass(frozen=True)
+class Report:
+    html: str
+    moments: list[KeyMoment]
+
+
+def _percent(value: float) -> str:
+    return "-" if value is None or np.isnan(value) else f"{value * 100:.0f}%"
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+                                     autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                                     lstrip_blocks=True)
+    environment.filters.update(clock=clock, percent=_percent, local_time=local_time)
+    return environment
+
+
+def render_report(data: SessionData, interval: float | None = None,
+                  step: Callable[[str], None] = lambda _what: None) -> Report:
+    """The report's HTML and its key moments; ``step`` is called with what comes next (for a progress display)."""
+    info = data.info
+    interval = interval or default_interval(info.duration)
+    step("aggregating")
+    line = timeline(data, interval)
+    people = participants(data, interval)
+    moments = key_moments(line)
+    has_faces = bool(data.face.any())
+    figures = {}
+    if has_faces:
+        step("drawing charts")
+        figures = {"mood": charts.mood_chart(line, moments), "attention": charts.attention_chart(line, moments),
+                   "engagement": charts.engagement_chart(line, moments)}
+    step("drawing participants' trends")
+    sparklines = charts.Sparklines(line) if len(line.starts) else None
+    rows = [{"summary": person, "sparkline": sparklines.draw(person.trend) if sparklines and person.faces else ""}
+            for person in people]
+    faces = data.face
+    overall = {}
+    if has_faces:
+        overall = {"visible": faces.mean(), "facing": data.facing.mean(),
+                   "engagement": engagement(data.probabilities[faces], data.facing[faces]).mean(),
+                   "mood": dict(zip(EMOTIONS, data.probabilities[faces].mean(axis=0)))}
+    step("writing the page")
+    html = _environment().get_template("report.html.j2").render(
+        info=info, interval=interval, moments=moments, rows=rows, figures=figures, has_faces=has_faces,
+        overall=overall, events=data.events[:MAX_EVENTS], event_count=len(data.events), baseline=BASELINE_INTERVALS,
+        min_change=MIN_CHANGE, emotions=EMOTIONS, weights=EMOTION_WEIGHTS, negative=NEGATIVE_EMOTIONS,
+        facing_weight=FACING_GAZE_WEIGHT, away_weight=AWAY_GAZE_WEIGHT, scale=ENGAGEMENT_SCALE,
+        colours=charts.COLOURS, version=installed_version(),
+        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
+    return Report(html, moments)
+
+
+def write_report(report: Report, path: str | Path) -> int:
+    """Write the page atomically (a crash leaves the old file or none, never half a page); returns its size."""
+    path = Path(path)
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False) as handle:
+            temporary = Path(handle.name)
+            handle.write(report.html)
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise FerAgentError(f"{path}: cannot write the report ({error.strerror or error})") from None
+    return path.stat().st_size

@@ -1,0 +1,228 @@
+"""What the report and the exports say about a session: the class over time, each participant, the key moments.
+
+Definitions (written out in the report too):
+
+- *Mood*: per interval, the mean of the 7 expression probabilities over every face seen in it.
+- *Visible*: the share of participants' tiles with a face found; *facing*: the share of tiles with a face turned at
+  most 30 degrees (``agent.analysis.FACING_LIMIT_DEGREES``). Camera-off tiles count as neither.
+- *Negative*: the probability of angry + disgust + fear + sad, averaged over faces.
+- *Engagement index*, per face: ``E = (sum_k w_k p_k) * g / 4.5``, adapted from the concentration index of Sharma et
+  al. (2022): emotion weights ``w`` (neutral 0.9, happy 0.6, surprise 0.6, sad 0.3, fear 0.3, angry 0.25,
+  disgust 0.2) times a gaze weight ``g``: 5 when the face is turned towards the screen, 2 when turned away (their
+  weights for looking at the screen and looking aside); 4.5 = 0.9 x 5 scales it to 0..1. The class index is the mean
+  over the faces seen, so camera-off tiles neither raise nor lower it (they show in *visible*).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.labels import EMOTIONS
+from reports.data import SessionData
+
+EMOTION_WEIGHTS = {"angry": 0.25, "disgust": 0.2, "fear": 0.3, "happy": 0.6, "sad": 0.3, "surprise": 0.6,
+                   "neutral": 0.9}
+FACING_GAZE_WEIGHT = 5.0
+AWAY_GAZE_WEIGHT = 2.0
+ENGAGEMENT_SCALE = max(EMOTION_WEIGHTS.values()) * FACING_GAZE_WEIGHT
+NEGATIVE_EMOTIONS = ("angry", "disgust", "fear", "sad")
+# Key moments: change against the mean of this many intervals before, and the least change that counts.
+BASELINE_INTERVALS = 3
+MIN_CHANGE = 0.05
+_WEIGHTS = np.array([EMOTION_WEIGHTS[name] for name in EMOTIONS])
+_NEGATIVE = np.array([name in NEGATIVE_EMOTIONS for name in EMOTIONS])
+
+
+def engagement(probabilities: np.ndarray, facing: np.ndarray) -> np.ndarray:
+    """The engagement index of each face (NaN where the probabilities are NaN, that is where no face was seen)."""
+    gaze = np.where(facing, FACING_GAZE_WEIGHT, AWAY_GAZE_WEIGHT)
+    return probabilities @ _WEIGHTS * gaze / ENGAGEMENT_SCALE
+
+
+def default_interval(duration: float) -> float:
+    """30-second intervals for classes up to 30 minutes, one minute for longer ones."""
+    return 30.0 if duration <= 30 * 60 else 60.0
+
+
+def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The class per interval: ``starts`` (seconds from the start of the session) and, per interval, the frames,
+    distinct participants, tiles (observations) and faces counted, the mean ``mood`` [intervals, 7], the ``visible``
+    and ``facing`` shares of tiles, the ``negative`` share and the ``engagement`` index. Means over nothing are NaN."""
+
+    interval: float
+    starts: np.ndarray
+    frames: np.ndarray
+    participants: np.ndarray
+    tiles: np.ndarray
+    faces: np.ndarray
+    mood: np.ndarray
+    visible: np.ndarray
+    facing: np.ndarray
+    negative: np.ndarray
+    engagement: np.ndarray
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.starts + self.interval
+
+
+def interval_count(data: SessionData, interval: float) -> int:
+    return max(1, math.ceil(data.info.duration / interval)) if data.info.frames else 0
+
+
+def timeline(data: SessionData, interval: float) -> Timeline:
+    if interval <= 0:
+        raise ValueError(f"interval: expected seconds > 0, got {interval}")
+    count = interval_count(data, interval)
+    bins = np.minimum((data.time // interval).astype(np.int64), max(count - 1, 0))
+    faces = data.face
+    tiles = np.bincount(bins, minlength=count)
+    face_count = np.bincount(bins[faces], minlength=count)
+    mood = np.stack([_mean(np.bincount(bins[faces], data.probabilities[faces, k], count), face_count)
+                     for k in range(len(EMOTIONS))], axis=1) if count else np.zeros((0, len(EMOTIONS)))
+    scores = engagement(data.probabilities[faces], data.facing[faces])
+    negative = data.probabilities[faces][:, _NEGATIVE].sum(axis=1)
+    present = np.unique(bins * max(len(data.labels), 1) + data.participant) // max(len(data.labels), 1)
+    return Timeline(
+        interval=interval,
+        starts=np.arange(count) * interval,
+        frames=np.bincount(np.minimum((data.frame_times // interval).astype(np.int64), max(count - 1, 0)),
+                           minlength=count),
+        participants=np.bincount(present, minlength=count),
+        tiles=tiles,
+        faces=face_count,
+        mood=mood,
+        visible=_mean(face_count.astype(np.float64), tiles),
+        facing=_mean(np.bincount(bins, data.facing.astype(np.float64), count), tiles),
+        negative=_mean(np.bincount(bins[faces], negative, count), face_count),
+        engagement=_mean(np.bincount(bins[faces], scores, count), face_count),
+    )
+
+
+@dataclass(frozen=True)
+class ParticipantSummary:
+    """One participant over the session. ``presence``: the share of the session's frames with their tile;
+    ``visible`` and ``facing``: shares of their tiles; ``dominant``: their most frequent expression (None without a
+    face) and ``dominant_share`` of their faces; ``mood``: mean probabilities; ``trend``: engagement per interval of
+    the timeline (NaN where they showed no face)."""
+
+    label: str
+    first_seen: float
+    last_seen: float
+    frames: int
+    presence: float
+    faces: int
+    visible: float
+    facing: float
+    dominant: str | None
+    dominant_share: float
+    mood: np.ndarray
+    engagement: float
+    trend: np.ndarray
+
+
+def participants(data: SessionData, interval: float) -> list[ParticipantSummary]:
+    people = len(data.labels)
+    count = interval_count(data, interval)
+    who, faces = data.participant, data.face
+    tiles = np.bincount(who, minlength=people)
+    face_count = np.bincount(who[faces], minlength=people)
+    facing = np.bincount(who, data.facing.astype(np.float64), people)
+    first = np.full(people, np.inf)
+    last = np.full(people, -np.inf)
+    np.minimum.at(first, who, data.time)
+    np.maximum.at(last, who, data.time)
+    labels = np.argmax(data.probabilities[faces], axis=1) if faces.any() else np.zeros(0, np.int64)
+    label_counts = np.zeros((people, len(EMOTIONS)), np.int64)
+    np.add.at(label_counts, (who[faces], labels), 1)
+    mood = np.stack([_mean(np.bincount(who[faces], data.probabilities[faces, k], people), face_count)
+                     for k in range(len(EMOTIONS))], axis=1)
+    scores = engagement(data.probabilities[faces], data.facing[faces])
+    mean_score = _mean(np.bincount(who[faces], scores, people), face_count)
+    bins = np.minimum((data.time[faces] // interval).astype(np.int64), max(count - 1, 0))
+    cell = who[faces] * count + bins
+    trend = _mean(np.bincount(cell, scores, people * count), np.bincount(cell, minlength=people * count))
+    trend = trend.reshape(people, count)
+    total_frames = max(data.info.frames, 1)
+    summaries = []
+    for index, label in enumerate(data.labels):
+        seen = face_count[index] > 0
+        top = int(label_counts[index].argmax())
+        summaries.append(ParticipantSummary(
+            label=label, first_seen=float(first[index]), last_seen=float(last[index]), frames=int(tiles[index]),
+            presence=tiles[index] / total_frames, faces=int(face_count[index]),
+            visible=face_count[index] / max(tiles[index], 1), facing=facing[index] / max(tiles[index], 1),
+            dominant=EMOTIONS[top] if seen else None,
+            dominant_share=label_counts[index, top] / face_count[index] if seen else 0.0,
+            mood=mood[index], engagement=float(mean_score[index]), trend=trend[index]))
+    return summaries
+
+
+@dataclass(frozen=True)
+class KeyMoment:
+    """An interval where negative expressions rose (``kind`` "negative") or attention, the share of participants
+    facing the screen, dropped (``kind`` "attention"), against the mean of the intervals before it."""
+
+    start: float
+    end: float
+    kind: str
+    before: float
+    after: float
+
+    @property
+    def change(self) -> float:
+        """How much worse, in share points (positive)."""
+        return self.after - self.before if self.kind == "negative" else self.before - self.after
+
+
+def key_moments(line: Timeline, count: int = 5, baseline: int = BASELINE_INTERVALS,
+                min_change: float = MIN_CHANGE) -> list[KeyMoment]:
+    """The ``count`` intervals with the largest rise of negative expressions or drop of attention against the mean
+    of the ``baseline`` intervals before them, at least ``min_change`` (share points), never two in neighbouring
+    intervals; in time order."""
+    candidates = []
+    for kind, series in (("negative", line.negative), ("attention", line.facing)):
+        for index in range(1, len(series)):
+            history = series[max(0, index - baseline):index]
+            history = history[~np.isnan(history)]
+            if np.isnan(series[index]) or not len(history):
+                continue
+            moment = KeyMoment(float(line.starts[index]), float(line.ends[index]), kind, float(history.mean()),
+                               float(series[index]))
+            if moment.change >= min_change:
+                candidates.append((moment.change, index, moment))
+    chosen: list[tuple[int, KeyMoment]] = []
+    for _change, index, moment in sorted(candidates, key=lambda item: -item[0]):
+        if len(chosen) == count:
+            break
+        if all(abs(index - other) > 1 for other, _ in chosen):
+            chosen.append((index, moment))
+    return [moment for _index, moment in sorted(chosen, key=lambda item: item[0])]
+
+
+def clock(seconds: float) -> str:
+    """Time from the start of the lecture: 5:07, 1:02:30."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def local_time(text: str | None) -> str:
+    """A stored ISO timestamp as the minute it names, in the time zone it was recorded in: 2026-11-21 14:05."""
+    if not text:
+        return "-"
+    try:
+        return datetime.datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return text
