@@ -170,8 +170,9 @@ def participants(data: SessionData, interval: float) -> list[ParticipantSummary]
 
 @dataclass(frozen=True)
 class KeyMoment:
-    """An interval where negative expressions rose (``kind`` "negative") or attention, the share of participants
-    facing the screen, dropped (``kind`` "attention"), against the mean of the intervals before it."""
+    """A stretch of the lecture where negative expressions rose (``kind`` "negative") or attention, the share of
+    participants facing the screen, dropped (``kind`` "attention"): ``before`` is the mean of the intervals before
+    it, ``after`` the mean over the stretch."""
 
     start: float
     end: float
@@ -187,27 +188,37 @@ class KeyMoment:
 
 def key_moments(line: Timeline, count: int = 5, baseline: int = BASELINE_INTERVALS,
                 min_change: float = MIN_CHANGE) -> list[KeyMoment]:
-    """The ``count`` intervals with the largest rise of negative expressions or drop of attention against the mean
-    of the ``baseline`` intervals before them, at least ``min_change`` (share points), never two in neighbouring
-    intervals; in time order."""
-    candidates = []
-    for kind, series in (("negative", line.negative), ("attention", line.facing)):
-        for index in range(1, len(series)):
-            history = series[max(0, index - baseline):index]
+    """Up to ``count`` stretches with the largest rise of negative expressions or drop of attention, in time order.
+
+    Each interval is scored against the mean of the ``baseline`` intervals before it. The best-scoring interval
+    starts a moment, which runs on while the change stays at least half as large, so a sustained episode is one
+    moment, not one per interval; the intervals next to a moment cannot start another. Changes under
+    ``min_change`` (share points) are not moments.
+    """
+    signals = {"negative": line.negative, "attention": -line.facing}
+    scores = []
+    for kind, signal in signals.items():
+        for index in range(1, len(signal)):
+            history = signal[max(0, index - baseline):index]
             history = history[~np.isnan(history)]
-            if np.isnan(series[index]) or not len(history):
-                continue
-            moment = KeyMoment(float(line.starts[index]), float(line.ends[index]), kind, float(history.mean()),
-                               float(series[index]))
-            if moment.change >= min_change:
-                candidates.append((moment.change, index, moment))
-    chosen: list[tuple[int, KeyMoment]] = []
-    for _change, index, moment in sorted(candidates, key=lambda item: -item[0]):
-        if len(chosen) == count:
+            if not np.isnan(signal[index]) and len(history):
+                scores.append((signal[index] - history.mean(), index, kind, history.mean()))
+    blocked = np.zeros(len(line.starts), bool)
+    moments = []
+    for score, start, kind, reference in sorted(scores, key=lambda item: -item[0]):
+        if len(moments) == count or score < min_change:
             break
-        if all(abs(index - other) > 1 for other, _ in chosen):
-            chosen.append((index, moment))
-    return [moment for _index, moment in sorted(chosen, key=lambda item: item[0])]
+        if blocked[start]:
+            continue
+        signal = signals[kind]
+        end = start
+        while end + 1 < len(signal) and not blocked[end + 1] and signal[end + 1] - reference >= score / 2:
+            end += 1
+        blocked[max(start - 1, 0):end + 2] = True
+        sign = 1 if kind == "negative" else -1
+        moments.append(KeyMoment(float(line.starts[start]), float(line.ends[end]), kind, sign * float(reference),
+                                 sign * float(signal[start:end + 1].mean())))
+    return sorted(moments, key=lambda moment: moment.start)
 
 
 def clock(seconds: float) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SHIPPED_CARD, SHIPPED_MODEL
 
-COMMANDS = ["train", "evaluate", "export-model", "start", "analyze"]
+COMMANDS = ["train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge"]
 
 
 def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -1,0 +1,321 @@
+"""The post-class report, the exports, the session list and purge, on session databases written through the store's
+own API (a simulated class with known episodes), with the report opened in a real headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.labels import EMOTIONS
+from agent.store import Store
+from agent.synthetic_session import Episode, record_class
+from reports.data import load_session, open_database, select_sessions
+from reports.metrics import key_moments, timeline
+
+HOSTILE = "<script>alert(1)</script>"
+EPISODES = (Episode("negative", 240, 330), Episode("away", 540, 630))
+PARTICIPANTS = 16
+CAMERA_OFF = 2
+
+
+def fer_agent(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=300,
+                          input=input)
+
+
+@pytest.fixture(scope="module")
+def class_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Session 1: a 12-minute class (16 participants, 2 with the camera off, 4 late), named like a script, with
+    an event whose detail is markup. Session 2: no frames. Session 3: frames, but every camera off."""
+    path = tmp_path_factory.mktemp("report") / "class.db"
+    with Store(path) as store:
+        session = record_class(store, 12, PARTICIPANTS, camera_off=CAMERA_OFF, late=4, episodes=EPISODES,
+                               source=HOSTILE, finish=False)
+        store.event(session, 300.0, "gallery_changed", '<img src=x onerror="alert(2)"> 16 -> 15 tiles')
+        store.finish_session(session, "interrupted", "<b>power</b> cut")
+        empty = store.start_session("empty.mp4", 1.0, "1.0.0", 0.8421, "face_detection_short_range.tflite")
+        store.finish_session(empty, "finished")
+        record_class(store, 2, 4, camera_off=4, source="cameras-off.mp4")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium, driven by Playwright; skipped where chromium is not installed."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("chromium is not installed (.ci/run installs the Debian package chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def render(class_db: Path, session: int, folder: Path) -> Path:
+    output = folder / f"session-{session}.html"
+    result = fer_agent("report", str(session), "--db", str(class_db), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"report of session {session}: {output} (")
+    return output
+
+
+def open_page(browser, path: Path, width: int = 1200):
+    """The page, with every console message, page error, request and dialog it caused."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    seen = {"console": [], "errors": [], "requests": [], "dialogs": []}
+    page.on("console", lambda message: seen["console"].append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: seen["errors"].append(str(error)))
+    page.on("request", lambda request: seen["requests"].append(request.url))
+    page.on("dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, seen
+
+
+def test_report_in_chromium(class_db: Path, browser, tmp_path: Path) -> None:
+    path = render(class_db, 1, tmp_path)
+    page, seen = open_page(browser, path)
+    assert seen == {"console": [], "errors": [], "requests": [path.as_uri()], "dialogs": []}
+    assert page.evaluate("document.scripts.length") == 0
+    facts = page.inner_text("#facts")
+    for expected in ("12:00", str(PARTICIPANTS), "720", "1.0.0, 84.2% test accuracy"):
+        assert expected in facts
+    assert HOSTILE in page.inner_text("header")
+    assert "<b>power</b> cut" in page.inner_text("header")
+    assert 'onerror="alert(2)"' in page.inner_text("#events")
+    charts = page.locator("svg.chart")
+    assert charts.count() == 3
+    for index in range(3):
+        box = charts.nth(index).bounding_box()
+        assert box["width"] > 800 and box["height"] > 150
+    assert page.locator("svg.chart.mood g[id^=FillBetweenPolyCollection] path").count() == len(EMOTIONS)
+    assert page.locator("svg.chart.mood text", has_text="neutral").count() == 1
+    for chart, lines in (("attention", 2), ("engagement", 1)):
+        # One path per data line, through all 24 half-minute points.
+        points = page.eval_on_selector_all(f"svg.chart.{chart} g[id^=line2d] > path",
+                                           "paths => paths.map(p => p.getAttribute('d').split('L').length)")
+        assert sorted(points)[-lines:] == [24] * lines
+    rows = page.locator("#participants-table tbody tr")
+    assert rows.count() == PARTICIPANTS
+    assert page.locator("#participants-table svg.sparkline").count() == PARTICIPANTS - CAMERA_OFF
+    moments = page.locator("#moments-table tbody tr")
+    assert moments.count() == 2
+    assert "4:00\u20135:30" in moments.nth(0).inner_text()
+    assert "Negative expressions rose" in moments.nth(0).inner_text()
+    assert "9:00\u201310:30" in moments.nth(1).inner_text() and "Attention dropped" in moments.nth(1).inner_text()
+    assert "4.5" in page.inner_text("#engagement .formula")
+    screenshot = tmp_path / "report.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 100_000 and page.evaluate("document.body.scrollHeight") > 2500
+    page.close()
+
+
+def test_report_prints_on_a4(class_db: Path, browser, tmp_path: Path) -> None:
+    path = render(class_db, 1, tmp_path)
+    page, _seen = open_page(browser, path, width=718)
+    page.emulate_media(media="print")
+    widths = page.evaluate("[...document.querySelectorAll('svg.chart, table')].map(e => e.getBoundingClientRect()"
+                           ".right)")
+    assert widths and max(widths) <= 718
+    pdf = tmp_path / "report.pdf"
+    page.pdf(path=str(pdf), format="A4")
+    content = pdf.read_bytes()
+    assert content.startswith(b"%PDF") and 3 <= len(re.findall(rb"/Type\s*/Page\b", content)) <= 12
+    page.close()
+
+
+@pytest.mark.parametrize(("session", "notice"), [(2, "recorded no frames"), (3, "No face was seen in any of the 120")])
+def test_sessions_without_faces_say_so(class_db: Path, browser, tmp_path: Path, session: int, notice: str) -> None:
+    path = render(class_db, session, tmp_path)
+    page, seen = open_page(browser, path)
+    assert seen["console"] == [] and seen["errors"] == [] and seen["requests"] == [path.as_uri()]
+    assert notice in page.inner_text("#empty")
+    assert page.locator("svg.chart").count() == 0
+    page.screenshot(path=str(tmp_path / f"session-{session}.png"))
+    page.close()
+
+
+def test_html_is_self_contained_and_escaped(class_db: Path, tmp_path: Path) -> None:
+    html = render(class_db, 1, tmp_path).read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and "<link" not in html.lower() and "<img" not in html.lower()
+    # The only references are the SVG's own: markers (href="#...") and clip paths (url(#...)).
+    assert set(re.findall(r"\bhref=\"(.)", html)) == {"#"} and not re.search(r"<[^>]*\bsrc=", html)
+    assert set(re.findall(r"url\((.)", html)) == {"#"}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;b&gt;power&lt;/b&gt;" in html
+    assert "&lt;img src=x onerror=" in html
+
+
+def test_the_latest_session_is_the_default(class_db: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "agent", "report", "--db", str(class_db)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "fer-agent-session-3.html").is_file()
+    assert "report of session 3: fer-agent-session-3.html" in result.stdout
+
+
+def test_key_moments_are_the_episodes(class_db: Path) -> None:
+    with closing(open_database(class_db)) as conn:
+        data = load_session(conn, 1)
+    line = timeline(data, 30)
+    moments = key_moments(line)
+    assert [(m.kind, m.start, m.end) for m in moments] == [("negative", 240, 330), ("attention", 540, 630)]
+    assert moments[0].before < 0.1 < 0.6 < moments[0].after
+    assert moments[1].before > 0.8 > 0.2 > moments[1].after
+    assert line.visible.max() <= (PARTICIPANTS - CAMERA_OFF) / PARTICIPANTS + 1e-9
+
+
+def test_errors_are_one_clear_line(class_db: Path, tmp_path: Path) -> None:
+    result = fer_agent("report", "99", "--db", str(class_db))
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("error: there is no session 99 in this database (it holds sessions 1, 2, 3); "
+                                     "`fer-agent sessions` lists them")
+    missing = fer_agent("sessions", "--db", str(tmp_path / "none.db"))
+    assert missing.returncode == 1 and "no session database there" in missing.stderr
+    other = tmp_path / "notes.db"
+    sqlite3.connect(other).execute("CREATE TABLE notes (text)").connection.commit()
+    assert "not a fer-agent database" in fer_agent("export", "--db", str(other)).stderr
+    empty = tmp_path / "empty.db"
+    Store(empty).close()
+    assert "holds no session yet" in fer_agent("report", "--db", str(empty)).stderr
+
+
+def test_report_while_the_agent_records(class_db: Path, tmp_path: Path) -> None:
+    """The report reads the database read-only, beside a writer that holds the lock."""
+    path = tmp_path / "live.db"
+    with Store(path) as store:
+        record_class(store, 1, 4, finish=False)
+        result = fer_agent("report", "--db", str(path), "-o", str(tmp_path / "live.html"))
+        assert result.returncode == 0, result.stderr
+        assert "ended as <strong>running</strong>" in (tmp_path / "live.html").read_text(encoding="utf-8")
+
+
+def test_sessions_lists_every_session(class_db: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "agent", "sessions", "--db", str(class_db)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines() if re.match(r"\s*\d+\s+\d{4}-", line)]
+    assert lines[0][-1] == HOSTILE
+    assert [(line[0], line[3], line[4], line[5], line[6]) for line in lines] == [
+        ("1", "12:00", "interrupted", str(PARTICIPANTS), "720"), ("2", "0:00", "finished", "0", "0"),
+        ("3", "2:00", "finished", "4", "120")]
+
+
+def sql_rows(conn: sqlite3.Connection, query: str, *args) -> list[tuple]:
+    return conn.execute(query, args).fetchall()
+
+
+def test_exports_agree_with_the_database(class_db: Path, tmp_path: Path) -> None:
+    json_path = tmp_path / "class.json"
+    assert fer_agent("export", "1", "--db", str(class_db), "-o", str(json_path)).stdout.strip() == str(json_path)
+    result = fer_agent("export", "1", "--db", str(class_db), "--format", "csv", "-o", str(tmp_path / "class.csv"))
+    assert result.stdout.split() == [str(tmp_path / "class-timeline.csv"), str(tmp_path / "class-participants.csv")]
+    exported = json.loads(json_path.read_text())
+    with open(tmp_path / "class-timeline.csv", newline="") as handle:
+        csv_minutes = list(csv.DictReader(handle))
+    with open(tmp_path / "class-participants.csv", newline="") as handle:
+        csv_people = list(csv.DictReader(handle))
+    conn = sqlite3.connect(class_db)
+    assert exported["session"]["frames"] == 720 and exported["session"]["source"] == HOSTILE
+    means = ", ".join(f"AVG(CASE WHEN face = 1 THEN {e} END)" for e in EMOTIONS)
+    minutes = sql_rows(conn, f"""
+        SELECT CAST(time / 60 AS INTEGER) AS m, COUNT(*), SUM(face), AVG(face), AVG(COALESCE(facing, 0)),
+               COUNT(DISTINCT participant_id), {means},
+               AVG(CASE WHEN face = 1 THEN angry + disgust + fear + sad END)
+        FROM observations WHERE session_id = 1 GROUP BY m ORDER BY m""")
+    assert len(minutes) == len(exported["timeline"]) == len(csv_minutes) == 12
+    for row, item, text in zip(minutes, exported["timeline"], csv_minutes):
+        minute, tiles, faces, visible, facing, people, *mood, negative = row
+        assert (item["start_s"], item["tiles"], item["faces"], item["participants"]) == (minute * 60, tiles, faces,
+                                                                                         people)
+        assert item["frames"] == 60 and int(text["tiles"]) == tiles and text["start"] == f"{minute}:00"
+        expected = [visible, facing, *mood, negative]
+        got = [item[key] for key in ("visible", "facing", *EMOTIONS, "negative")]
+        assert np.allclose(got, expected, atol=1e-4)
+        assert np.allclose([float(text[key]) for key in ("visible", "facing", *EMOTIONS, "negative")], expected,
+                           atol=1e-4)
+        assert 0 < item["engagement"] <= 1
+    people = sql_rows(conn, f"""
+        SELECT p.label, COUNT(o.id), SUM(o.face), MIN(o.time), MAX(o.time), AVG(COALESCE(o.facing, 0)), {means}
+        FROM participants p JOIN observations o ON o.participant_id = p.id WHERE p.session_id = 1
+        GROUP BY p.id ORDER BY p.id""")
+    assert len(people) == len(exported["participants"]) == len(csv_people) == PARTICIPANTS
+    for row, item, text in zip(people, exported["participants"], csv_people):
+        label, tiles, faces, first, last, facing, *mood = row
+        assert (item["participant"], item["frames"], item["faces"], item["first_seen_s"], item["last_seen_s"]) == (
+            label, tiles, faces, first, last)
+        assert text["participant"] == label and int(text["frames"]) == tiles
+        assert item["presence"] == pytest.approx(tiles / 720, abs=1e-4)
+        assert item["facing"] == pytest.approx(facing, abs=1e-4)
+        if faces:
+            assert np.allclose([item[e] for e in EMOTIONS], mood, atol=1e-4)
+            top = sql_rows(conn, "SELECT emotion, COUNT(*) AS n FROM observations o JOIN participants p ON "
+                           "o.participant_id = p.id WHERE p.session_id = 1 AND p.label = ? AND o.face = 1 "
+                           "GROUP BY emotion ORDER BY n DESC", label)
+            assert item["dominant"] == top[0][0] and item["dominant_share"] == pytest.approx(top[0][1] / faces,
+                                                                                             abs=1e-4)
+        else:
+            assert item["dominant"] is None and text["dominant"] == "" and item["engagement"] is None
+
+
+def table_counts(path: Path) -> dict[tuple[str, int], int]:
+    with sqlite3.connect(path) as conn:
+        counts = {}
+        for table, key in (("sessions", "id"), ("frames", "session_id"), ("observations", "session_id"),
+                           ("participants", "session_id"), ("events", "session_id")):
+            for session, count in conn.execute(f"SELECT {key}, COUNT(*) FROM {table} GROUP BY {key}"):
+                counts[(table, session)] = count
+    return counts
+
+
+def test_purge_removes_exactly_what_it_says(class_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "class.db"
+    with sqlite3.connect(class_db) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+    before = table_counts(path)
+    declined = fer_agent("purge", "1", "--db", str(path), input="n\n")
+    assert declined.returncode == 1 and "Aborted" in declined.stderr and table_counts(path) == before
+    result = fer_agent("purge", "1", "--db", str(path), input="y\n")
+    assert result.returncode == 0, result.stderr
+    removed = {key: count for key, count in before.items() if key[1] == 1}
+    assert result.stdout.splitlines()[-1].startswith(
+        f"deleted 1 session ({removed[('frames', 1)]:,} frames, {removed[('observations', 1)]:,} observations, "
+        f"{removed[('participants', 1)]:,} participants, {removed[('events', 1)]:,} events)")
+    assert table_counts(path) == {key: count for key, count in before.items() if key[1] != 1}
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("class.db*"))
+    assert b"alert(1)" not in on_disk and b"cameras-off.mp4" in on_disk
+    with closing(open_database(path)) as conn:
+        assert [info.id for info in select_sessions(conn, None, 0)] == [2, 3]
+    assert fer_agent("purge", "--older-than", "1", "--db", str(path)).stdout.startswith("no session started more")
+    assert fer_agent("purge", "--older-than", "0", "--yes", "--db", str(path)).returncode == 0
+    assert table_counts(path) == {}
+
+
+def test_purge_by_age_and_with_the_agent_running(class_db: Path, tmp_path: Path) -> None:
+    import datetime
+
+    with closing(open_database(class_db)) as conn:
+        now = datetime.datetime.now().astimezone()
+        assert select_sessions(conn, None, 5, now=now + datetime.timedelta(days=4)) == []
+        assert [i.id for i in select_sessions(conn, None, 5, now=now + datetime.timedelta(days=6))] == [1, 2, 3]
+    path = tmp_path / "busy.db"
+    with Store(path) as store:
+        record_class(store, 0.1, 2)
+        result = fer_agent("purge", "1", "--yes", "--db", str(path))
+    assert result.returncode == 1 and "in use by another fer-agent" in result.stderr
+    assert table_counts(path)[("sessions", 1)] == 1
+    usage = fer_agent("purge", "--db", str(path))
+    assert usage.returncode == 2 and "name one SESSION, or --older-than DAYS" in usage.stderr
