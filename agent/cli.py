@@ -370,8 +370,9 @@ def report(session: int | None, output: str | None, interval: float | None, data
     from reports.data import load_session, open_database
     from reports.html import render_report, write_report
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as progress:
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("reading the session")
         with closing(open_database(_database_path(database))) as conn:
             data = load_session(conn, session)

@@ -200,7 +200,7 @@ def test_report_while_the_agent_records(class_db: Path, tmp_path: Path) -> None:
         record_class(store, 1, 4, finish=False)
         result = fer_agent("report", "--db", str(path), "-o", str(tmp_path / "live.html"))
         assert result.returncode == 0, result.stderr
-        assert "ended as <strong>running</strong>" in (tmp_path / "live.html").read_text(encoding="utf-8")
+        assert "<strong>still running</strong>" in (tmp_path / "live.html").read_text(encoding="utf-8")
 
 
 def test_sessions_lists_every_session(class_db: Path) -> None:
