@@ -271,6 +271,15 @@ def test_exports_agree_with_the_database(class_db: Path, tmp_path: Path) -> None
             assert item["dominant"] is None and text["dominant"] == "" and item["engagement"] is None
 
 
+def test_exports_of_a_session_without_frames(class_db: Path, tmp_path: Path) -> None:
+    fer_agent("export", "2", "--db", str(class_db), "-o", str(tmp_path / "empty.json"))
+    exported = json.loads((tmp_path / "empty.json").read_text())
+    assert (exported["session"]["frames"], exported["timeline"], exported["participants"]) == (0, [], [])
+    fer_agent("export", "2", "--db", str(class_db), "--format", "csv", "-o", str(tmp_path / "empty"))
+    header = (tmp_path / "empty-timeline.csv").read_text().splitlines()
+    assert len(header) == 1 and header[0].startswith("start,start_s,end_s,frames,participants,tiles,faces")
+
+
 def table_counts(path: Path) -> dict[tuple[str, int], int]:
     with sqlite3.connect(path) as conn:
         counts = {}
