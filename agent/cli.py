@@ -134,27 +134,49 @@ def export_model(checkpoint: str, output: str, model_version: str) -> None:
 @main.command()
 @click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
               type=click.Path(dir_okay=False), help="ONNX emotion model.")
-@click.option("--data", required=True, type=click.Path(exists=True),
+@click.option("--data", type=click.Path(exists=True),
               help="FER-2013 folder or CSV file (FER+ votes attached when fer2013new.csv is beside it), or "
-                   "<split>/<class>/ image tree.")
+                   "<split>/<class>/ image tree of 48x48 faces.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Instead of --data: a folder-per-class image set (<class>/ folders named after our labels or "
+                   "synonyms such as anger, happiness, surprised), evaluated through the agent's full path: face "
+                   "detector, crop, classifier.")
 @click.option("--ferplus", type=click.Path(exists=True, dir_okay=False), help="FER+ votes file, if not beside.")
 @click.option("--split", type=click.Choice(["PrivateTest", "PublicTest", "Training"]), default="PrivateTest",
               show_default=True)
-@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N faces of the split.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N faces (or images).")
 @click.option("--confusion", type=click.Path(dir_okay=False), help="Save the confusion matrix as an image (PNG/SVG).")
 @click.option("--card", type=click.Path(exists=True, dir_okay=False),
-              help="Write the metrics into this model card under metrics.<split>.")
+              help="Write the metrics into this model card under metrics.<split> (with --data).")
+@click.option("--detector-model", type=click.Path(dir_okay=False),
+              help="With --images: the BlazeFace model (also: FER_AGENT_DETECTOR_MODEL), as for `start`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(model_path: str, data: str, ferplus: str | None, split: str, limit: int | None,
-             confusion: str | None, card: str | None, as_json: bool) -> None:
-    """Evaluate an emotion model on a split: FER+ majority-vote accuracy, FER-2013-label accuracy, macro-F1,
-    per-class precision and recall, confusion matrix."""
+def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str | None, split: str,
+             limit: int | None, confusion: str | None, card: str | None, detector_model: str | None,
+             as_json: bool) -> None:
+    """Evaluate an emotion model on a FER-2013 split (FER+ majority-vote accuracy, FER-2013-label accuracy,
+    macro-F1, per-class precision and recall, confusion matrix), or on any folder-per-class image set through the
+    agent's full runtime path (--images), listing the images where no face was found."""
     from agent.classifier import EmotionClassifier
     from training.card import record_evaluation
     from training.data import load_dataset
     from training.evaluate import evaluate as score
-    from training.evaluate import predict_dataset, save_confusion_matrix
+    from training.evaluate import evaluate_images, predict_dataset, save_confusion_matrix
 
+    if (data is None) == (images is None):
+        raise click.UsageError("give one of --data (FER-2013) or --images (a folder-per-class image set)")
+    if images is not None:
+        if card or ferplus:
+            raise click.UsageError("--card and --ferplus apply to --data only")
+        with _analyzer(detector_model, model_path, threads=1, single_view=True) as analyzer:
+            result = evaluate_images(analyzer, images, limit)
+        if confusion:
+            save_confusion_matrix(result, confusion, f"{Path(model_path).name} on {Path(images).name}")
+        if as_json:
+            click.echo(json.dumps(result.to_dict(), indent=2))
+            return
+        _print_image_evaluation(result)
+        return
     classifier = EmotionClassifier(model_path, threads=0)
     dataset = load_dataset(data, ferplus=ferplus).split(split)
     if limit is not None:
@@ -170,9 +192,25 @@ def evaluate(model_path: str, data: str, ferplus: str | None, split: str, limit:
     _print_evaluation(result)
 
 
+def _print_image_evaluation(result) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    console.print(f"{result.images} images in {escape(result.root)}: a face found in {result.faces}")
+    console.print(f"accuracy where a face was found: [bold]{result.accuracy:.4f}[/]; end to end (no face counts "
+                  f"as wrong): {result.end_to_end_accuracy:.4f}; macro-F1 {result.macro_f1:.4f}")
+    _print_per_class(console, result)
+    if result.skipped_folders:
+        console.print(f"skipped folders (not one of our labels): {escape(', '.join(result.skipped_folders))}")
+    if result.no_face:
+        console.print(f"no face found in {len(result.no_face)} images:")
+        for path in result.no_face:
+            console.print(f"  {escape(path)}", soft_wrap=True)
+
+
 def _print_evaluation(result) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     if result.ferplus_accuracy is not None:
@@ -180,6 +218,12 @@ def _print_evaluation(result) -> None:
                       f"({result.reference_faces} of {result.faces} {result.split} faces have a majority)")
     console.print(f"FER-2013-label accuracy:     [bold]{result.fer2013_accuracy:.4f}[/] ({result.faces} faces)")
     console.print(f"macro-F1 ({result.reference}): {result.macro_f1:.4f}")
+    _print_per_class(console, result)
+
+
+def _print_per_class(console, result) -> None:
+    from rich.table import Table
+
     table = Table("emotion", "precision", "recall", "faces", title=f"per class, against {result.reference}")
     for index, (name, precision) in enumerate(result.precision.items()):
         table.add_row(name, f"{precision:.3f}", f"{result.recall[name]:.3f}", str(sum(result.confusion[index])))

@@ -94,3 +94,45 @@ def test_evaluate_agrees_with_the_model_card(shared_fer: Path) -> None:
     expected = card["metrics"]["PrivateTest"]
     assert abs(metrics["ferplus_accuracy"] - expected["ferplus_accuracy"]) <= 0.03
     assert abs(metrics["fer2013_accuracy"] - expected["fer2013_accuracy"]) <= 0.03
+
+
+def test_evaluate_images_through_the_runtime_path(test_faces: tuple, detector_model_path: Path,
+                                                  tmp_path: Path) -> None:
+    """PrivateTest faces, upscaled onto larger images in class folders named with synonyms, go through the
+    detector, the crop and the classifier; a blank image is reported as having no face; a contempt folder is
+    skipped. The accuracy matches the model's on the same 48x48 faces."""
+    import cv2
+    import numpy as np
+
+    from agent.classifier import EmotionClassifier
+    from agent.labels import EMOTIONS
+
+    pixels, labels = test_faces
+    chosen = np.flatnonzero(labels >= 0)[:150]
+    folders = {"angry": "anger", "happy": "happiness", "surprise": "Surprised", "sad": "sadness"}
+    rng = np.random.default_rng(0)
+    for index in chosen:
+        canvas = np.full((240, 320), int(rng.integers(60, 200)), np.uint8)
+        canvas[40:184, 88:232] = cv2.resize(pixels[index], (144, 144), interpolation=cv2.INTER_CUBIC)
+        folder = tmp_path / "set" / folders.get(EMOTIONS[labels[index]], EMOTIONS[labels[index]])
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index:05d}.png"), canvas)
+    blank = tmp_path / "set" / "neutral" / "zz-blank.jpg"
+    blank.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(blank), np.full((240, 320), 128, np.uint8))
+    (tmp_path / "set" / "neutral" / "notes.txt").write_text("not an image")
+    (tmp_path / "set" / "contempt").mkdir()
+    cv2.imwrite(str(tmp_path / "set" / "contempt" / "a.png"), canvas)
+    result = fer_agent("evaluate", "--images", str(tmp_path / "set"), "--detector-model", str(detector_model_path),
+                       "--json")
+    metrics = json.loads(result.stdout)
+    assert metrics["images"] == len(chosen) + 1 and metrics["skipped_folders"] == ["contempt"]
+    assert str(blank) in metrics["no_face"] and metrics["faces"] >= 0.95 * len(chosen)
+    assert sum(map(sum, metrics["confusion"])) == metrics["faces"] == metrics["images"] - len(metrics["no_face"])
+    assert metrics["end_to_end_accuracy"] == pytest.approx(metrics["accuracy"] * metrics["faces"] / metrics["images"])
+    direct = EmotionClassifier(SHIPPED_MODEL).predict(pixels[chosen]).argmax(axis=1)
+    assert metrics["accuracy"] >= 0.75 and abs(metrics["accuracy"] - (direct == labels[chosen]).mean()) <= 0.08
+    table = fer_agent("evaluate", "--images", str(tmp_path / "set"), "--detector-model", str(detector_model_path))
+    assert "no face found in" in table.stdout and "skipped folders (not one of our labels): contempt" in table.stdout
+    usage = fer_agent("evaluate", check=False)
+    assert usage.returncode == 2 and "give one of --data (FER-2013) or --images" in usage.stderr

@@ -1,5 +1,6 @@
 """Evaluation of an ONNX emotion model on a FER-2013 split: FER+ majority-vote and FER-2013-label accuracy,
-macro-F1, per-class precision and recall, and a confusion matrix."""
+macro-F1, per-class precision and recall, and a confusion matrix; and on any folder-per-class image set through the
+agent's full runtime path (detect, crop, classify)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from rich.console import Console
 from rich.progress import Progress
 
 from agent.classifier import EmotionClassifier
-from agent.errors import DatasetError
+from agent.errors import CaptureError, DatasetError
 from agent.labels import EMOTIONS
-from training.data import FaceDataset
+from agent.sources import Frame, read_image
+from training.data import CLASS_SYNONYMS, FaceDataset
+
+IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 @dataclass
@@ -123,3 +127,79 @@ def save_confusion_matrix(evaluation: Evaluation, path: str | Path, title: str) 
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+@dataclass
+class ImageEvaluation:
+    """An emotion model evaluated through the agent's full runtime path (face detector, crop, classifier) on a
+    folder-per-class image set. ``accuracy`` counts the images where a face was found; ``end_to_end_accuracy``
+    counts every image, an image without a face as wrong. ``no_face`` lists those images; ``skipped_folders`` the
+    class folders whose name is none of our labels (for example contempt)."""
+
+    root: str
+    images: int
+    faces: int
+    accuracy: float
+    end_to_end_accuracy: float
+    macro_f1: float
+    precision: dict[str, float]
+    recall: dict[str, float]
+    confusion: list[list[int]]
+    no_face: list[str]
+    skipped_folders: list[str]
+    reference: str = "folder names"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def image_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``root/<class>/**/*.png|jpg|jpeg|bmp|webp`` -> (image path, label index) in name order, and the class folders
+    that were skipped because their name is none of our labels or their synonyms."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: folder not found")
+    items, skipped = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = CLASS_SYNONYMS.get(folder.name.lower())
+        if label is None:
+            skipped.append(folder.name)
+            continue
+        items.extend((path, EMOTIONS.index(label)) for path in sorted(folder.rglob("*"))
+                     if path.suffix.lower() in IMAGE_FILE_SUFFIXES and path.is_file())
+    if not items:
+        raise DatasetError(f"{root}: no images found under <class>/ folders named after our labels "
+                           f"({', '.join(EMOTIONS)}) or common synonyms (anger, happiness, sadness, surprised, ...)")
+    return items, skipped
+
+
+def evaluate_images(analyzer, root: str | Path, limit: int | None = None,
+                    console: Console | None = None) -> ImageEvaluation:
+    """Each image is one frame of a single view (as from a webcam): the largest face found is cropped and
+    classified exactly as the agent does it."""
+    items, skipped = image_folder(root)
+    items = items[:limit]
+    truth, predicted, no_face = [], [], []
+    with Progress(console=console or Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("detecting and classifying", total=len(items))
+        for path, label in items:
+            try:
+                image = read_image(path)
+            except CaptureError as error:
+                raise DatasetError(str(error)) from None
+            observation = analyzer.analyze(Frame(image, 0.0, str(path))).observations[0]
+            if observation.face is None:
+                no_face.append(str(path))
+            else:
+                truth.append(label)
+                predicted.append(int(observation.probabilities.argmax()))
+            progress.advance(task)
+    matrix = confusion_matrix(np.array(truth, np.int64), np.array(predicted, np.int64))
+    precision, recall, f1 = per_class_scores(matrix)
+    correct = int(np.trace(matrix))
+    return ImageEvaluation(
+        root=str(root), images=len(items), faces=len(truth), accuracy=correct / max(len(truth), 1),
+        end_to_end_accuracy=correct / len(items), macro_f1=float(f1.mean()),
+        precision={name: float(p) for name, p in zip(EMOTIONS, precision)},
+        recall={name: float(r) for name, r in zip(EMOTIONS, recall)},
+        confusion=matrix.tolist(), no_face=no_face, skipped_folders=skipped)
