@@ -277,6 +277,14 @@ def _database_path(database: str | None) -> Path:
     return Path(database) if database else default_database()
 
 
+def _load_session(database: str | None, session: int | None):
+    """The session's data (the latest session when ``session`` is None), read from the database read-only."""
+    from reports.data import load_session, open_database
+
+    with closing(open_database(_database_path(database))) as conn:
+        return load_session(conn, session)
+
+
 @main.command()
 @click.option("--source", default="screen", show_default=True,
               help="screen (primary monitor), screen:N (monitor N), a video file (mp4, mkv, avi, ...), an image, a "
@@ -411,15 +419,13 @@ def report(session: int | None, output: str | None, interval: float | None, data
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from reports.data import load_session, open_database
     from reports.html import render_report, write_report
 
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("reading the session")
-        with closing(open_database(_database_path(database))) as conn:
-            data = load_session(conn, session)
+        data = _load_session(database, session)
         built = render_report(data, interval, step=lambda what: progress.update(task, description=what))
         path = Path(output) if output else Path(f"fer-agent-session-{data.info.id}.html")
         size = write_report(built, path)
@@ -441,11 +447,9 @@ def export(session: int | None, file_format: str, output: str | None, interval: 
            database: str | None) -> None:
     """Export SESSION's numbers (default: the latest): the class per minute (faces, attention, mean expression
     probabilities, engagement index) and each participant's summary."""
-    from reports.data import load_session, open_database
     from reports.export import session_export, write_export
 
-    with closing(open_database(_database_path(database))) as conn:
-        data = load_session(conn, session)
+    data = _load_session(database, session)
     target = output or f"fer-agent-session-{data.info.id}" + (".json" if file_format == "json" else "")
     for path in write_export(session_export(data, interval), file_format, target):
         click.echo(str(path))

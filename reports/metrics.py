@@ -53,6 +53,18 @@ def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _sums(groups: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Per group, the sum of ``values`` [N] or of each column of ``values`` [N, K]."""
+    if values.ndim == 1:
+        return np.bincount(groups, values, count)
+    return np.stack([np.bincount(groups, column, count) for column in values.T], axis=1)
+
+
+def _interval_of(times: np.ndarray, interval: float, count: int) -> np.ndarray:
+    """The interval each time falls in; the session's last moments belong to its last interval."""
+    return np.minimum((times // interval).astype(np.int64), max(count - 1, 0))
+
+
 @dataclass(frozen=True)
 class Timeline:
     """The class per interval: ``starts`` (seconds from the start of the session) and, per interval, the frames,
@@ -84,28 +96,25 @@ def timeline(data: SessionData, interval: float) -> Timeline:
     if interval <= 0:
         raise ValueError(f"interval: expected seconds > 0, got {interval}")
     count = interval_count(data, interval)
-    bins = np.minimum((data.time // interval).astype(np.int64), max(count - 1, 0))
+    bins = _interval_of(data.time, interval, count)
     faces = data.face
+    seen = data.probabilities[faces]
     tiles = np.bincount(bins, minlength=count)
     face_count = np.bincount(bins[faces], minlength=count)
-    mood = np.stack([_mean(np.bincount(bins[faces], data.probabilities[faces, k], count), face_count)
-                     for k in range(len(EMOTIONS))], axis=1) if count else np.zeros((0, len(EMOTIONS)))
-    scores = engagement(data.probabilities[faces], data.facing[faces])
-    negative = data.probabilities[faces][:, _NEGATIVE].sum(axis=1)
-    present = np.unique(bins * max(len(data.labels), 1) + data.participant) // max(len(data.labels), 1)
+    people = max(len(data.labels), 1)
+    present = np.unique(bins * people + data.participant) // people
     return Timeline(
         interval=interval,
         starts=np.arange(count) * interval,
-        frames=np.bincount(np.minimum((data.frame_times // interval).astype(np.int64), max(count - 1, 0)),
-                           minlength=count),
+        frames=np.bincount(_interval_of(data.frame_times, interval, count), minlength=count),
         participants=np.bincount(present, minlength=count),
         tiles=tiles,
         faces=face_count,
-        mood=mood,
+        mood=_mean(_sums(bins[faces], seen, count), face_count[:, None]),
         visible=_mean(face_count.astype(np.float64), tiles),
-        facing=_mean(np.bincount(bins, data.facing.astype(np.float64), count), tiles),
-        negative=_mean(np.bincount(bins[faces], negative, count), face_count),
-        engagement=_mean(np.bincount(bins[faces], scores, count), face_count),
+        facing=_mean(_sums(bins, data.facing.astype(np.float64), count), tiles),
+        negative=_mean(_sums(bins[faces], seen[:, _NEGATIVE].sum(axis=1), count), face_count),
+        engagement=_mean(_sums(bins[faces], engagement(seen, data.facing[faces]), count), face_count),
     )
 
 
@@ -137,21 +146,19 @@ def participants(data: SessionData, interval: float) -> list[ParticipantSummary]
     who, faces = data.participant, data.face
     tiles = np.bincount(who, minlength=people)
     face_count = np.bincount(who[faces], minlength=people)
-    facing = np.bincount(who, data.facing.astype(np.float64), people)
+    facing = _sums(who, data.facing.astype(np.float64), people)
     first = np.full(people, np.inf)
     last = np.full(people, -np.inf)
     np.minimum.at(first, who, data.time)
     np.maximum.at(last, who, data.time)
-    labels = np.argmax(data.probabilities[faces], axis=1) if faces.any() else np.zeros(0, np.int64)
+    seen = data.probabilities[faces]
     label_counts = np.zeros((people, len(EMOTIONS)), np.int64)
-    np.add.at(label_counts, (who[faces], labels), 1)
-    mood = np.stack([_mean(np.bincount(who[faces], data.probabilities[faces, k], people), face_count)
-                     for k in range(len(EMOTIONS))], axis=1)
-    scores = engagement(data.probabilities[faces], data.facing[faces])
-    mean_score = _mean(np.bincount(who[faces], scores, people), face_count)
-    bins = np.minimum((data.time[faces] // interval).astype(np.int64), max(count - 1, 0))
-    cell = who[faces] * count + bins
-    trend = _mean(np.bincount(cell, scores, people * count), np.bincount(cell, minlength=people * count))
+    np.add.at(label_counts, (who[faces], seen.argmax(axis=1)), 1)
+    mood = _mean(_sums(who[faces], seen, people), face_count[:, None])
+    scores = engagement(seen, data.facing[faces])
+    mean_score = _mean(_sums(who[faces], scores, people), face_count)
+    cell = who[faces] * count + _interval_of(data.time[faces], interval, count)
+    trend = _mean(_sums(cell, scores, people * count), np.bincount(cell, minlength=people * count))
     trend = trend.reshape(people, count)
     total_frames = max(data.info.frames, 1)
     summaries = []

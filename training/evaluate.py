@@ -14,10 +14,8 @@ from rich.progress import Progress
 from agent.classifier import EmotionClassifier
 from agent.errors import CaptureError, DatasetError
 from agent.labels import EMOTIONS
-from agent.sources import Frame, read_image
+from agent.sources import IMAGE_SUFFIXES, Frame, read_image
 from training.data import CLASS_SYNONYMS, FaceDataset
-
-IMAGE_FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 @dataclass
@@ -166,7 +164,7 @@ def image_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
             skipped.append(folder.name)
             continue
         items.extend((path, EMOTIONS.index(label)) for path in sorted(folder.rglob("*"))
-                     if path.suffix.lower() in IMAGE_FILE_SUFFIXES and path.is_file())
+                     if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
     if not items:
         raise DatasetError(f"{root}: no images found under <class>/ folders named after our labels "
                            f"({', '.join(EMOTIONS)}) or common synonyms (anger, happiness, sadness, surprised, ...)")
