@@ -1,8 +1,9 @@
-"""One frame through the stages: gallery layout -> face per tile -> FER-framed crops -> one classifier batch.
+"""One frame through the stages: face finding -> FER-framed crops -> one classifier batch.
 
-``Analyzer`` loads every model once (``Analyzer(...)``, as insightface's ``prepare()``), then ``analyze(frame)`` per
-frame returns a :class:`FrameAnalysis`: one :class:`Observation` per tile (per face when the frame shows no gallery),
-with the per-stage milliseconds.
+``Analyzer`` loads every model once (``Analyzer(...)``, as insightface's ``prepare()``). ``analyze(frame)`` per
+frame of a session follows the faces over time (``agent.watch``) and returns a :class:`FrameAnalysis`: one
+:class:`Observation` per participant's place, with or without a face, and whether the frame was observed at all.
+``find(image)`` analyses one picture on its own (a screenshot, an image of a dataset).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import numpy as np
 from agent.classifier import EmotionClassifier
 from agent.crop import crop_face
 from agent.detector import Face, FaceDetector
-from agent.gallery import GalleryLayout, Tile, TileFaceFinder, tile_thumbnail
+from agent.discovery import FaceDiscovery
+from agent.finder import FaceFinder, Tile, look_of, place_tile
 from agent.labels import EMOTIONS
 from agent.sources import Frame
+from agent.watch import Watcher
 
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
 # about 35-40 mm in front of the eye plane, 60-65 mm between the pupils). A head turned by yaw θ moves the nose tip
@@ -28,7 +31,6 @@ from agent.sources import Frame
 NOSE_DEPTH = 0.6
 # Facing the screen: head turned by at most this many degrees.
 FACING_LIMIT_DEGREES = 30.0
-SIGNATURE_SIZE = (8, 6)
 
 
 def head_yaw(face: Face) -> float:
@@ -46,23 +48,18 @@ def head_yaw(face: Face) -> float:
     return math.degrees(math.atan2(offset, NOSE_DEPTH * distance))
 
 
-def tile_signature(pixels: np.ndarray) -> np.ndarray:
-    """A tile's appearance at a glance (its colours on an 8x6 grid, float32), for telling participants apart when
-    the gallery reorders: a room's colours stay when its tile moves or changes size. ``pixels``: the tile, or its
-    thumbnail."""
-    return cv2.resize(pixels, SIGNATURE_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class Observation:
-    """One tile of one frame: the tile, its appearance signature, and the face in it with the classifier's view of
-    it, or no face (camera off, or no face found): then ``face``, ``probabilities`` and ``yaw`` are None."""
+    """One participant's place in one frame: the place (``tile``), its look (``signature``, for telling
+    participants apart), the place's key while it is followed (``place``), and the face in it with the classifier's
+    view of it, or no face (turned away, camera off, left): then ``face``, ``probabilities`` and ``yaw`` are None."""
 
     tile: Tile
     signature: np.ndarray
     face: Face | None = None
     probabilities: np.ndarray | None = None
     yaw: float | None = None
+    place: int | None = None
 
     def __post_init__(self) -> None:
         if (self.face is None) != (self.probabilities is None) or (self.face is None) != (self.yaw is None):
@@ -81,12 +78,15 @@ class Observation:
 
 @dataclass(frozen=True)
 class FrameAnalysis:
-    """The observations of one frame; ``gallery`` is False when no tiles were found and the frame was searched
-    whole; ``milliseconds`` per stage (layout, detect, classify)."""
+    """The observations of one frame; ``observed`` is False when the agent could not see the class (the view was
+    lost: no observations); ``event`` is the view's change in this frame (kind, detail), if any; ``discovered`` says
+    that the whole screen was searched; ``milliseconds`` per stage (discover, follow, classify)."""
 
     frame: Frame
     observations: list[Observation]
-    gallery: bool
+    observed: bool = True
+    event: tuple[str, str] | None = None
+    discovered: bool = False
     milliseconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -95,53 +95,50 @@ class FrameAnalysis:
 
 
 class Analyzer:
-    """Every model loaded once; ``analyze(frame)`` per frame. ``single_view=True`` treats each frame as one tile
-    (a webcam)."""
+    """Every model loaded once; ``analyze(frame)`` per frame of a session, ``find(image)`` for one picture."""
 
-    def __init__(self, detector_model: Path, emotion_model: Path, threads: int = 1, single_view: bool = False,
-                 min_face: int = 40) -> None:
+    def __init__(self, detector_model: Path, discovery_model: Path, emotion_model: Path, threads: int = 1) -> None:
         self.classifier = EmotionClassifier(emotion_model, threads)
         self.detector = FaceDetector(detector_model)
-        self.layout = GalleryLayout()
-        self.finder = TileFaceFinder(self.detector, min_face=min_face)
-        self.single_view = single_view
+        self.discovery = FaceDiscovery(discovery_model, threads)
+        self.finder = FaceFinder(self.detector, self.discovery)
+        self.watcher = Watcher(self.finder)
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
+        watch = self.watcher.update(image, frame.time)
         started = time.perf_counter()
-        if self.single_view:
-            tiles = [Tile(0, (0, 0, image.shape[1], image.shape[0]))]
-        else:
-            tiles = self.layout.tiles(image)
-        laid_out = time.perf_counter()
-        gallery = bool(tiles)
-        if gallery:
-            thumbnails = [tile_thumbnail(image, tile) for tile in tiles]
-            faces = self.finder.find(image, tiles, thumbnails)
-        else:
-            found = self.finder.find_anywhere(image)
-            tiles = [Tile(index, _around(face, image.shape)) for index, face in enumerate(found)]
-            thumbnails = [tile_thumbnail(image, tile) for tile in tiles]
-            faces: list[Face | None] = list(found)
-        detected = time.perf_counter()
-        present = [face for face in faces if face is not None]
-        size = self.classifier.input_size
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if present else None
-        crops = np.stack([crop_face(grey, face, size) for face in present]) if present else np.zeros((0, size, size))
-        probabilities = iter(self.classifier.predict(crops))
+        places = watch.places if watch.observed else []
+        fresh = [place for place in places if place.face is not None and (place.fresh or place.probabilities is None)]
+        for place, probabilities in zip(fresh, self._classify(image, [place.face for place in fresh])):
+            place.probabilities = probabilities
         observations = []
-        for tile, face, thumbnail in zip(tiles, faces, thumbnails):
-            signature = tile_signature(thumbnail)
-            if face is None:
-                observations.append(Observation(tile, signature))
+        for index, place in enumerate(places):
+            tile = place_tile(index, place.box, image.shape)
+            if place.face is None:
+                observations.append(Observation(tile, place.look, place=place.key))
             else:
-                observations.append(Observation(tile, signature, face, next(probabilities), head_yaw(face)))
-        classified = time.perf_counter()
-        return FrameAnalysis(frame, observations, gallery, milliseconds={
-            "layout": (laid_out - started) * 1000,
-            "detect": (detected - laid_out) * 1000,
-            "classify": (classified - detected) * 1000,
-        })
+                observations.append(Observation(tile, place.look, place.face, place.probabilities,
+                                                head_yaw(place.face), place.key))
+        return FrameAnalysis(frame, observations, watch.observed, watch.event, watch.discovered, {
+            **watch.milliseconds, "classify": (time.perf_counter() - started) * 1000})
+
+    def find(self, image: np.ndarray) -> list[Observation]:
+        """Every face of one RGB picture, classified, in reading order; nothing is kept between calls."""
+        faces = self.finder.find(image)
+        observations = []
+        for index, (face, probabilities) in enumerate(zip(faces, self._classify(image, faces))):
+            look = look_of(image, face.box)
+            observations.append(Observation(place_tile(index, face.box, image.shape), look, face, probabilities,
+                                            head_yaw(face)))
+        return observations
+
+    def _classify(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        size = self.classifier.input_size
+        return self.classifier.predict(np.stack([crop_face(grey, face, size) for face in faces]))
 
     def close(self) -> None:
         self.detector.close()
@@ -151,12 +148,3 @@ class Analyzer:
 
     def __exit__(self, *_exc) -> None:
         self.close()
-
-
-def _around(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """A tile-sized box around a face found without a gallery: twice the face's size, within the frame."""
-    x, y, w, h = face.box
-    height, width = shape[:2]
-    x0, y0 = max(x - w // 2, 0), max(y - h // 2, 0)
-    x1, y1 = min(x + w + w // 2, width), min(y + h + h // 2, height)
-    return x0, y0, x1 - x0, y1 - y0

@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from agent.errors import ModelError
 from agent.labels import EMOTIONS
+from agent.runtime import quiet_session_options
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,9 @@ class EmotionClassifier:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise ModelError(f"{self.model_path}: model file not found")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(self.model_path), quiet_session_options(threads),
+                                                providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
             raise ModelError(f"{self.model_path}: cannot load ONNX model: {error}") from error
         self.contract = read_contract(self.session, str(self.model_path))

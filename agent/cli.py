@@ -150,10 +150,12 @@ def export_model(checkpoint: str, output: str, model_version: str) -> None:
               help="Write the metrics into this model card under metrics.<split> (with --data).")
 @click.option("--detector-model", type=click.Path(dir_okay=False),
               help="With --images: the BlazeFace model (also: FER_AGENT_DETECTOR_MODEL), as for `start`.")
+@click.option("--discovery-model", type=click.Path(dir_okay=False),
+              help="With --images: the CenterFace model (also: FER_AGENT_DISCOVERY_MODEL), as for `start`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str | None, split: str,
              limit: int | None, confusion: str | None, card: str | None, detector_model: str | None,
-             as_json: bool) -> None:
+             discovery_model: str | None, as_json: bool) -> None:
     """Evaluate an emotion model on a FER-2013 split (FER+ majority-vote accuracy, FER-2013-label accuracy,
     macro-F1, per-class precision and recall, confusion matrix), or on any folder-per-class image set through the
     agent's full runtime path (--images), listing the images where no face was found."""
@@ -168,7 +170,7 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     if images is not None:
         if card or ferplus:
             raise click.UsageError("--card and --ferplus apply to --data only")
-        with _analyzer(detector_model, model_path, threads=1, single_view=True) as analyzer:
+        with _analyzer(detector_model, discovery_model, model_path, threads=1) as analyzer:
             result = evaluate_images(analyzer, images, limit)
         if confusion:
             save_confusion_matrix(result, confusion, f"{Path(model_path).name} on {Path(images).name}")
@@ -252,6 +254,9 @@ def _source_options(command):
     command = click.option("--detector-model", type=click.Path(dir_okay=False),
                            help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
                                 "one (also: FER_AGENT_DETECTOR_MODEL).")(command)
+    command = click.option("--discovery-model", type=click.Path(dir_okay=False),
+                           help="CenterFace centerface.onnx to use instead of the cached or fetched one (also: "
+                                "FER_AGENT_DISCOVERY_MODEL).")(command)
     command = click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
                            type=click.Path(dir_okay=False), help="Emotion model (ONNX).")(command)
     command = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
@@ -259,11 +264,12 @@ def _source_options(command):
     return command
 
 
-def _analyzer(detector_model: str | None, model_path: str, threads: int, single_view: bool):
+def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int):
     from agent.analysis import Analyzer
-    from agent.detector_model import resolve_detector_model
+    from agent.detector_model import resolve_detector_model, resolve_discovery_model
 
-    return Analyzer(resolve_detector_model(detector_model), Path(model_path), threads, single_view=single_view)
+    return Analyzer(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
+                    Path(model_path), threads)
 
 
 def _database_option(command):
@@ -298,7 +304,8 @@ def _load_session(database: str | None, session: int | None):
               help="Record a no_faces event after this many minutes without a face.")
 @_source_options
 def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool,
-          no_face_minutes: float, fps: float, detector_model: str | None, model_path: str, threads: int) -> None:
+          no_face_minutes: float, fps: float, detector_model: str | None, discovery_model: str | None,
+          model_path: str, threads: int) -> None:
     """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
 
     Stops on Ctrl-C, SIGTERM or --duration, and says where the data is. No image is ever written to disk.
@@ -308,7 +315,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
     from rich.console import Console
 
     from agent.session import run_session
-    from agent.sources import WebcamSource, open_source
+    from agent.sources import open_source
     from agent.store import Store
 
     path = _database_path(database)
@@ -320,11 +327,11 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with _analyzer(detector_model, model_path, threads, isinstance(frame_source, WebcamSource)) as analyzer, \
-                Store(path) as store:
+        with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer, Store(path) as store:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
-                model_accuracy=model_test_accuracy(Path(model_path)), detector=analyzer.detector.model_path.name,
+                model_accuracy=model_test_accuracy(Path(model_path)),
+                detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
                 duration=duration, no_face_seconds=no_face_minutes * 60, console=None if quiet else console)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -340,10 +347,12 @@ def start(source: str, region: str | None, duration: float | None, database: str
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image or video frame (JSON lines).")
 @_source_options
-def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, model_path: str, threads: int) -> None:
+def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, discovery_model: str | None,
+            model_path: str, threads: int) -> None:
     """Find and classify the faces in a screenshot, a folder of screenshots, or a video (sampled at --fps).
 
-    Nothing is stored. Boxes are [x, y, w, h] in the image's pixels.
+    Each picture is analysed on its own, the whole screen searched. Nothing is stored. Boxes are [x, y, w, h] in the
+    image's pixels.
     """
     from rich.console import Console
     from rich.table import Table
@@ -352,12 +361,11 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, mo
     from agent.sources import open_source
 
     frame_source = open_source(path, fps)
-    table = Table("source", "tiles", "faces", "expressions")
+    table = Table("source", "faces", "expressions")
     try:
-        with _analyzer(detector_model, model_path, threads, single_view=False) as analyzer:
+        with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
             for frame in frame_source.frames():
-                analysis = analyzer.analyze(frame)
-                faces = [o for o in analysis.observations if o.face is not None]
+                faces = analyzer.find(frame.image)
                 if as_json:
                     click.echo(json.dumps({"source": frame.name, "faces": [{
                         "box": list(o.face.box), "score": round(o.face.score, 4), "emotion": o.emotion,
@@ -367,12 +375,62 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, mo
                     counts = {}
                     for observation in faces:
                         counts[observation.emotion] = counts.get(observation.emotion, 0) + 1
-                    table.add_row(frame.name, str(len(analysis.observations) if analysis.gallery else "-"),
-                                  str(len(faces)), ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
+                    table.add_row(frame.name, str(len(faces)),
+                                  ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
     finally:
         frame_source.close()
     if not as_json:
         Console().print(table)
+
+
+@main.command()
+@click.option("--source", default="screen", show_default=True,
+              help="What to capture, as for `start`: screen, screen:N, an image, a video (its first frame), webcam:N.")
+@click.option("--region", metavar="X,Y,W,H", help="Only this part of the monitor (the call's window), in pixels.")
+@click.option("--save", type=click.Path(dir_okay=False),
+              help="Also write the capture with every face boxed and labelled (PNG or JPEG). It shows the "
+                   "participants' faces: keep it private and delete it when done.")
+@_source_options
+def check(source: str, region: str | None, save: str | None, fps: float, detector_model: str | None,
+          discovery_model: str | None, model_path: str, threads: int) -> None:
+    """Before class: capture the screen (or region) once and say what the agent sees there: the faces found,
+    where, in what layout, and the participants a session would start with."""
+    import cv2
+    from rich.console import Console
+    from rich.table import Table
+
+    from agent.check import annotate, describe
+    from agent.sources import open_source
+
+    frame_source = open_source(source, fps, region)
+    try:
+        frame = next(iter(frame_source.frames()), None)
+    finally:
+        frame_source.close()
+    if frame is None:
+        raise click.ClickException(f"{source}: nothing to capture")
+    with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
+        faces = analyzer.find(frame.image)
+    height, width = frame.image.shape[:2]
+    sight = describe(faces, width, height)
+    console = Console()
+    console.print(f"[bold]{frame.name}[/]: {width}x{height} pixels, {len(faces)} faces found ({sight.layout})")
+    if faces:
+        table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing", box=None)
+        for number, observation in enumerate(faces, start=1):
+            x, y, w, h = observation.face.box
+            table.add_row(f"P{number}", f"{x}, {y}", f"{w}x{h}", observation.emotion,
+                          "yes" if observation.facing else "turned away")
+        console.print(table)
+        console.print(f"A session here starts with these {len(faces)} participants (P1-P{len(faces)}), numbered in "
+                      "reading order; each keeps its number while the gallery changes.")
+    for line in sight.advice:
+        console.print(f"[yellow]note:[/] {line}")
+    if save:
+        if not cv2.imwrite(save, annotate(frame.image, faces)):
+            raise click.ClickException(f"{save}: cannot write the picture (use a .png or .jpg name in a writable "
+                                       "folder)")
+        console.print(f"wrote {save}: it shows the participants' faces; keep it private and delete it when done")
 
 
 @main.command()

@@ -15,8 +15,9 @@ from agent.errors import DetectorModelError
 
 log = logging.getLogger(__name__)
 
-# BlazeFace keypoints, in MediaPipe's order (the person's right eye comes first: it is on the image's left).
-KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear_tragion", "left_ear_tragion")
+# The face keypoints both detectors give (BlazeFace's first four, in MediaPipe's order; CenterFace's eyes and nose,
+# and the middle of its mouth corners): the person's right eye comes first, it is on the image's left.
+KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,6 @@ class FaceDetector:
         except (RuntimeError, ValueError) as error:
             raise DetectorModelError(f"{model_path}: cannot load face-detector model: {error}") from error
         self.model_path = model_path
-        self._first_call = True
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image [H, W, 3] (a grey [H, W] image is expanded to RGB)."""
@@ -76,12 +76,9 @@ class FaceDetector:
             raise ValueError(f"image: expected uint8 [H, W, 3] or [H, W], got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
         picture = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
-        if self._first_call:
-            # The first inference logs a native warning about input alignment; it is harmless and says nothing new.
-            with _native_logs_muted():
-                result = self._detector.detect(picture)
-            self._first_call = False
-        else:
+        # LiteRT writes a native warning about input alignment for each new input size ("Input tensor memory is
+        # not aligned"); it is harmless and would land on the user's terminal.
+        with _native_logs_muted():
             result = self._detector.detect(picture)
         faces = []
         for detection in result.detections:
@@ -90,7 +87,8 @@ class FaceDetector:
             x1, y1 = min(box.origin_x + box.width, width), min(box.origin_y + box.height, height)
             if x1 <= x0 or y1 <= y0:
                 continue
-            keypoints = np.array([[k.x * width, k.y * height] for k in detection.keypoints], dtype=np.float32)
+            keypoints = np.array([[k.x * width, k.y * height] for k in detection.keypoints[:len(KEYPOINTS)]],
+                                 dtype=np.float32)
             score = float(detection.categories[0].score) if detection.categories else 0.0
             faces.append(Face((x0, y0, x1 - x0, y1 - y0), min(max(score, 0.0), 1.0), keypoints))
         return faces

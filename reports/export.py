@@ -3,7 +3,9 @@ JSON (one file) or CSV (two files: ``<stem>-timeline.csv`` and ``<stem>-particip
 
 The definitions are those of :mod:`reports.metrics`, the same as the report's. Shares and probabilities are 0..1,
 rounded to 4 decimals; times are seconds from the start of the session; a mean over nothing (no face in the
-interval) is empty in CSV and null in JSON.
+interval, or no observed frame: the view of the call was lost) is empty in CSV and null in JSON. Each interval's
+``observed`` is the share of its frames that were observed; the JSON also lists the stretches that were not, with
+their causes.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from pathlib import Path
 from agent.errors import FerAgentError
 from agent.labels import EMOTIONS
 from reports.data import SessionData
-from reports.metrics import ParticipantSummary, Timeline, clock, participants, timeline
+from reports.metrics import (Gap, ParticipantSummary, Timeline, clock, not_observed, observed_share, participants,
+                             timeline)
 
 FORMATS = ("csv", "json")
 COLUMNS = {
-    "timeline": ("start", "start_s", "end_s", "frames", "participants", "tiles", "faces", "visible", "facing",
+    "timeline": ("start", "start_s", "end_s", "frames", "participants", "tiles", "faces", "observed", "visible",
+                 "facing",
                  *EMOTIONS, "negative", "engagement"),
     "participants": ("participant", "first_seen_s", "last_seen_s", "frames", "presence", "faces", "visible",
                      "facing", "dominant", "dominant_share", *EMOTIONS, "engagement"),
@@ -35,7 +39,7 @@ def timeline_rows(line: Timeline) -> list[dict]:
     return [{
         "start": clock(line.starts[index]), "start_s": float(line.starts[index]), "end_s": float(line.ends[index]),
         "frames": int(line.frames[index]), "participants": int(line.participants[index]),
-        "tiles": int(line.tiles[index]), "faces": int(line.faces[index]),
+        "tiles": int(line.tiles[index]), "faces": int(line.faces[index]), "observed": _number(line.observed[index]),
         "visible": _number(line.visible[index]), "facing": _number(line.facing[index]),
         **{name: _number(line.mood[index, k]) for k, name in enumerate(EMOTIONS)},
         "negative": _number(line.negative[index]), "engagement": _number(line.engagement[index]),
@@ -53,18 +57,25 @@ def participant_rows(people: list[ParticipantSummary]) -> list[dict]:
     } for person in people]
 
 
+def gap_rows(gaps: list[Gap]) -> list[dict]:
+    return [{"start": clock(gap.start), "start_s": gap.start, "end_s": gap.end, "duration_s": gap.duration,
+             "cause": gap.cause} for gap in gaps]
+
+
 def session_export(data: SessionData, interval: float = 60.0) -> dict:
     info = data.info
+    gaps = not_observed(data)
     return {
         "session": {
             "id": info.id, "started_at": info.started_at, "ended_at": info.ended_at, "status": info.status,
             "source": info.source, "fps": info.fps, "duration_s": info.duration, "frames": info.frames,
             "dropped": info.dropped, "participants": info.participants, "model_version": info.model_version,
-            "model_accuracy": info.model_accuracy,
+            "model_accuracy": info.model_accuracy, "observed": _number(observed_share(data, gaps)),
         },
         "interval_s": interval,
         "timeline": timeline_rows(timeline(data, interval)),
         "participants": participant_rows(participants(data, interval)),
+        "not_observed": gap_rows(gaps),
     }
 
 

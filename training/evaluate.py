@@ -14,7 +14,7 @@ from rich.progress import Progress
 from agent.classifier import EmotionClassifier
 from agent.errors import CaptureError, DatasetError
 from agent.labels import EMOTIONS
-from agent.sources import IMAGE_SUFFIXES, Frame, read_image
+from agent.sources import IMAGE_SUFFIXES, read_image
 from training.data import CLASS_SYNONYMS, FaceDataset
 
 
@@ -185,12 +185,13 @@ def evaluate_images(analyzer, root: str | Path, limit: int | None = None,
                 image = read_image(path)
             except CaptureError as error:
                 raise DatasetError(str(error)) from None
-            observation = analyzer.analyze(Frame(image, 0.0, str(path))).observations[0]
-            if observation.face is None:
+            faces = analyzer.find(image)
+            if not faces:
                 no_face.append(str(path))
             else:
+                largest = max(faces, key=lambda observation: observation.face.box[2] * observation.face.box[3])
                 truth.append(label)
-                predicted.append(int(observation.probabilities.argmax()))
+                predicted.append(int(largest.probabilities.argmax()))
             progress.advance(task)
     matrix = confusion_matrix(np.array(truth, np.int64), np.array(predicted, np.int64))
     precision, recall, f1 = per_class_scores(matrix)

@@ -1,0 +1,16 @@
+"""Settings shared by the onnxruntime sessions: quiet, single-purpose, and nothing that leaves the machine."""
+
+from __future__ import annotations
+
+
+def quiet_session_options(threads: int = 1):
+    """Session options for a model run on the CPU beside a video call: ``threads`` for its operators, no thread pool
+    between operators, and only errors in onnxruntime's log (its warnings about the graph are for model authors,
+    not for someone watching a class)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options

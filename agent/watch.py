@@ -1,0 +1,260 @@
+"""Face finding over time: discovery over the whole screen when the picture calls for it, BlazeFace following every
+known face each frame, and an honest account of when the agent cannot see the class.
+
+A *place* is where a face was found, followed from frame to frame by BlazeFace on the square around the face's last
+box (``agent.finder``). Each frame:
+
+1. **Following.** A place whose square looks as it did when its face was last detected (its 16x16 grey thumbnail
+   differs by under ``STILL_LEVELS`` on average) keeps its face for up to ``MAX_STILL_FRAMES`` frames without the
+   detector; the others are searched again, the most changed first, at most ``MAX_FOLLOW`` per frame (the rest keep
+   their box for a frame). A place whose face is not found (turned away, camera off, left) stays a place without a
+   face for ``ABSENT_SECONDS``, then is given up.
+2. **Discovery** (CenterFace over the whole screen, about 0.2 s of CPU at 1920x1080) runs on the first frame; when
+   the picture changed away from the known faces and ``DISCOVERY_SECONDS`` have passed (a participant who joins is
+   found within that time); at once when faces vanish together or most of the screen changes (a gallery reorders,
+   a page flips, a panel opens, the view switches). A screen that does not change (a still slide, the desktop) costs
+   only the thumbnails. Discovered faces are matched to places by position and look; a face where no place matches
+   is a new place, and a place where someone else's face now is, is given up.
+3. **The view.** When faces that were there vanish at once and discovery finds none, the view is *lost* (the call
+   window covered or minimised, a shared screen over the gallery): those frames are not observed, and no place is
+   kept. When discovery finds faces again, the view is back. When some faces are found after such a change, the
+   layout changed: the vanished faces' places are given up at once, so a smaller view is not counted as faces
+   turned away.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from dataclasses import dataclass, field
+from itertools import count
+
+import cv2
+import numpy as np
+
+from agent.detector import Face
+from agent.finder import FaceFinder, centre, crop_square, look_of, one_per_place, reading_rows, square_around
+
+STILL_LEVELS = 3.0
+MAX_STILL_FRAMES = 10
+MAX_FOLLOW = 24
+ABSENT_SECONDS = 60.0
+DISCOVERY_SECONDS = 4.0
+# The screen in blocks of 64x64 pixels (8x8 cells of a 1/8 scale grey picture); a block whose mean grey level moved
+# by more than this changed.
+BLOCK_LEVELS = 6.0
+SMALL_SCALE = 8
+BLOCK = 8
+# Most of the screen changed at once: a reorder, a page flip, another view.
+UPHEAVAL_SHARE = 0.3
+# Faces vanished together: at least this many, and at least this share of the faces found the frame before.
+VANISHED_FACES = 2
+VANISHED_SHARE = 0.5
+# A discovered face is the face of a place when its centre is within this share of the place's face width of the
+# place's last face centre, and their looks (8x6 colour grids of the squares) differ by at most LOOK_LEVELS.
+SAME_FACE_DISTANCE = 0.6
+LOOK_LEVELS = 30.0
+THUMBNAIL = (16, 16)
+
+
+@dataclass
+class Place:
+    """A face followed over frames. ``face`` is None while it is not found; ``box`` is its last face box;
+    ``fresh`` says that this frame's pixels in the box differ from the ones last classified."""
+
+    key: int
+    box: tuple[int, int, int, int]
+    face: Face | None
+    thumbnail: np.ndarray
+    look: np.ndarray
+    seen: float
+    fresh: bool = True
+    still_frames: int = 0
+    probabilities: np.ndarray | None = None
+
+    def square(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        return square_around(self.box, shape)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One frame's view: the places (in reading order), whether the frame was observed, the event it brings
+    (``view_lost``, ``view_back``, ``view_changed``) with its detail, whether discovery ran, and milliseconds per
+    stage (``discover``, ``follow``)."""
+
+    places: list[Place]
+    observed: bool
+    event: tuple[str, str] | None = None
+    discovered: bool = False
+    milliseconds: dict[str, float] = field(default_factory=dict)
+
+
+class Watcher:
+    """``update(image, time)`` per frame -> :class:`Watch`."""
+
+    def __init__(self, finder: FaceFinder) -> None:
+        self.finder = finder
+        self.places: list[Place] = []
+        self.observed = True
+        self._keys = count(1)
+        self._small: np.ndarray | None = None
+        self._small_at_discovery: np.ndarray | None = None
+        self._discovered_at: float | None = None
+        self._found_before = 0
+
+    def update(self, image: np.ndarray, time: float) -> Watch:
+        small = cv2.cvtColor(cv2.resize(image, (max(image.shape[1] // SMALL_SCALE, 1),
+                                                max(image.shape[0] // SMALL_SCALE, 1)),
+                                        interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        started = clock.perf_counter()
+        vanished = self._follow(image, time)
+        followed = clock.perf_counter()
+        upheaval = self._small is not None and self._small.shape == small.shape and \
+            _changed_blocks(self._small, small).mean() >= UPHEAVAL_SHARE
+        sudden = len(vanished) >= max(VANISHED_FACES, VANISHED_SHARE * self._found_before)
+        event = None
+        discovered = False
+        if self._discovery_due(small, time, urgent=sudden or upheaval):
+            found = self._discover(image, small, time, check_looks=upheaval)
+            discovered = True
+            event = self._judge_view(found, vanished, sudden, upheaval)
+            if sudden or upheaval:
+                # The picture changed under the places: a face that discovery does not find where it was is no
+                # longer there (a reorder, another page or view), not a camera switched off.
+                self.places = [place for place in self.places if place.face is not None]
+        self._small = small
+        self._forget_absent(time)
+        self._found_before = sum(place.face is not None for place in self.places)
+        return Watch(self._ordered(), self.observed, event, discovered, {
+            "follow": (followed - started) * 1000,
+            "discover": (clock.perf_counter() - followed) * 1000 if discovered else 0.0,
+        })
+
+    def _follow(self, image: np.ndarray, time: float) -> list[Place]:
+        """Follow each place's face; returns the places whose face was there the frame before and is not now."""
+        changes = []
+        for place in self.places:
+            thumbnail = _thumbnail(image, place.square(image.shape))
+            change = float(np.abs(thumbnail - place.thumbnail).mean())
+            place.fresh = False
+            if change < STILL_LEVELS and (place.face is None or place.still_frames < MAX_STILL_FRAMES):
+                place.still_frames += 1
+            else:
+                changes.append((change, place, thumbnail))
+        vanished = []
+        for rank, (_change, place, thumbnail) in enumerate(sorted(changes, key=lambda item: -item[0])):
+            if rank >= MAX_FOLLOW:
+                place.fresh = place.face is not None
+                continue
+            had_face = place.face is not None
+            face = self.finder.confirm(image, place.box)
+            place.still_frames = 0
+            place.thumbnail = thumbnail
+            if face is None:
+                place.face = None
+                if had_face:
+                    vanished.append(place)
+                continue
+            place.face, place.box, place.seen, place.fresh = face, face.box, time, True
+            place.thumbnail = _thumbnail(image, place.square(image.shape))
+        return vanished
+
+    def _discovery_due(self, small: np.ndarray, time: float, urgent: bool) -> bool:
+        if self._discovered_at is None or self._small_at_discovery is None \
+                or self._small_at_discovery.shape != small.shape:
+            return True
+        if urgent:
+            return True
+        if time - self._discovered_at < DISCOVERY_SECONDS:
+            return False
+        changed = _changed_blocks(self._small_at_discovery, small)
+        for place in self.places:
+            x, y, side = place.square((small.shape[0] * SMALL_SCALE, small.shape[1] * SMALL_SCALE))
+            b0, b1 = max(y // (SMALL_SCALE * BLOCK), 0), max(x // (SMALL_SCALE * BLOCK), 0)
+            changed[b0:(y + side) // (SMALL_SCALE * BLOCK) + 1, b1:(x + side) // (SMALL_SCALE * BLOCK) + 1] = False
+        return bool(changed.any())
+
+    def _discover(self, image: np.ndarray, small: np.ndarray, time: float, check_looks: bool) -> list[Face]:
+        """Discovery over the whole image, matched to the places; returns the faces found. A face followed without a
+        break is its place's face, whatever its look now (an expression, a turn of the head); after an upheaval
+        (``check_looks``), and for places without a face, the look must match too (someone else may sit there)."""
+        self._discovered_at, self._small_at_discovery = time, small
+        found = [self.finder.settle(image, face) for face in self.finder.discover(image)]
+        found = one_per_place(found)
+        unmatched = list(self.places)
+        for face in found:
+            look = look_of(image, face.box)
+            near = [place for place in unmatched if np.hypot(*np.subtract(centre(face.box), centre(place.box)))
+                    <= SAME_FACE_DISTANCE * max(place.box[2], face.box[2])]
+            match = next((place for place in near
+                          if (place.face is not None and not check_looks)
+                          or float(np.abs(look - place.look).mean()) <= LOOK_LEVELS), None)
+            if match is None:
+                # Someone else's face where a place's face was (a reorder, a camera back on with another look): that
+                # place is over; the face starts a new one, which the tracker matches to whoever it is.
+                for place in near:
+                    unmatched.remove(place)
+                    self.places.remove(place)
+                self.places.append(Place(next(self._keys), face.box, face,
+                                         _thumbnail(image, square_around(face.box, image.shape)), look, time))
+                continue
+            unmatched.remove(match)
+            if match.face is None or match.face.box != face.box:
+                match.fresh = True
+            match.face, match.box, match.seen = face, face.box, time
+            match.look = 0.8 * match.look + 0.2 * look
+            match.thumbnail = _thumbnail(image, match.square(image.shape))
+            match.still_frames = 0
+        claimed = [face.box for face in found]
+        # A place without its face where another face now is was taken over.
+        self.places = [place for place in self.places if place.face is not None or not any(
+            _inside(centre(box), _grown(place.box, 0.5)) for box in claimed)]
+        return found
+
+    def _judge_view(self, found: list[Face], vanished: list[Place], sudden: bool, upheaval: bool,
+                    ) -> tuple[str, str] | None:
+        if not self.observed:
+            if found:
+                self.observed = True
+                return "view_back", f"{len(found)} faces"
+            return None
+        if not (sudden or upheaval) or self._found_before == 0:
+            return None
+        before = self._found_before
+        if not found:
+            self.observed = False
+            self.places = []
+            return "view_lost", (f"{before} faces vanished at once: the call window may be covered, minimised, or "
+                                 "showing another view")
+        if len(found) < VANISHED_SHARE * before:
+            return "view_changed", f"{before} -> {len(found)} faces: the call's layout changed"
+        return None
+
+    def _forget_absent(self, time: float) -> None:
+        self.places = [place for place in self.places if place.face is not None or time - place.seen < ABSENT_SECONDS]
+
+    def _ordered(self) -> list[Place]:
+        return [place for row in reading_rows(self.places, lambda p: p.box) for place in row]
+
+
+def _thumbnail(image: np.ndarray, square: tuple[int, int, int]) -> np.ndarray:
+    grey = cv2.cvtColor(crop_square(image, *square), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _changed_blocks(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Boolean [rows, columns] of BLOCKxBLOCK cells of the small pictures whose mean level moved by BLOCK_LEVELS."""
+    difference = np.abs(after - before)
+    rows, columns = -(-difference.shape[0] // BLOCK), -(-difference.shape[1] // BLOCK)
+    padded = np.zeros((rows * BLOCK, columns * BLOCK), dtype=np.float32)
+    padded[:difference.shape[0], :difference.shape[1]] = difference
+    return padded.reshape(rows, BLOCK, columns, BLOCK).mean(axis=(1, 3)) > BLOCK_LEVELS
+
+
+def _grown(box: tuple[int, int, int, int], margin: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return int(x - margin * w), int(y - margin * h), int(w * (1 + 2 * margin)), int(h * (1 + 2 * margin))
+
+
+def _inside(point: tuple[float, float], box: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    return x <= point[0] <= x + w and y <= point[1] <= y + h
