@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 
-from tests.conftest import SHIPPED_CARD, SHIPPED_MODEL
+from tests.conftest import ROOT, SHIPPED_CARD, SHIPPED_MODEL
 
-COMMANDS = ["train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge"]
+COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge"]
 
 
 def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -136,3 +137,20 @@ def test_evaluate_images_through_the_runtime_path(test_faces: tuple, detector_mo
     assert "no face found in" in table.stdout and "skipped folders (not one of our labels): contempt" in table.stdout
     usage = fer_agent("evaluate", check=False)
     assert usage.returncode == 2 and "give one of --data (FER-2013) or --images" in usage.stderr
+
+
+def test_check_on_a_real_screenshot_and_its_saved_picture(detector_env: dict, tmp_path: Path) -> None:
+    from tests.test_finder import GALLERIES
+
+    shot = GALLERIES / "josehermosillaa_grupo.jpg"
+    if not shot.is_file():
+        pytest.skip(f"the real call screenshots are not at {GALLERIES}")
+    picture = tmp_path / "check.png"
+    result = subprocess.run([sys.executable, "-m", "agent", "check", "--source", str(shot), "--save", str(picture)],
+                            capture_output=True, text=True, env={**detector_env, "COLUMNS": "200"}, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "1366x768 pixels, 13 faces found" in result.stdout and "P13" in result.stdout
+    assert "it shows the participants' faces" in result.stdout
+    saved = cv2.imread(str(picture))
+    assert saved.shape == (768, 1366, 3) and (saved != cv2.imread(str(shot))).any()
+    assert result.stderr == ""
