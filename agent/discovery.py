@@ -73,7 +73,11 @@ class FaceDiscovery:
         if not model_path.is_file():
             raise DetectorModelError(f"{model_path}: face-discovery model not found")
         try:
-            self._session = onnxruntime.InferenceSession(load_dynamic(model_path), quiet_session_options(threads),
+            options = quiet_session_options(threads)
+            # Without a memory pattern, onnxruntime reuses its working memory between screens instead of planning a
+            # block per input size on top of it (measured: peak 449 instead of 480 MB for the whole agent).
+            options.enable_mem_pattern = False
+            self._session = onnxruntime.InferenceSession(load_dynamic(model_path), options,
                                                          providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
             raise DetectorModelError(f"{model_path}: cannot load the face-discovery model: {error}") from error

@@ -119,12 +119,17 @@ def drop_background_faces(faces: list[Face]) -> list[Face]:
     return kept
 
 
+def inside(point: tuple[float, float], box: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+
 def one_per_place(faces: list[Face]) -> list[Face]:
     """One face per place: a face whose centre lies inside a larger face's box is the same face found twice."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True):
         cx, cy = centre(face.box)
-        if not any(x <= cx <= x + w and y <= cy <= y + h for x, y, w, h in (k.box for k in kept)):
+        if not any(inside((cx, cy), k.box) for k in kept):
             kept.append(face)
     return kept
 
@@ -138,9 +143,13 @@ class FaceFinder:
         self.discovery = discovery
 
     def discover(self, image: np.ndarray) -> list[Face]:
-        """CenterFace's faces on the whole image, and BlazeFace's on the whole image in one call (a face that fills a
-        good part of the picture: a webcam, a speaker view), pictures on the wall and doubles left out."""
-        return one_per_place(drop_background_faces(self.discovery.detect(image) + self.detector.detect(image)))
+        """CenterFace's faces on the whole image, pictures on the wall and doubles left out; and BlazeFace's on the
+        whole image in one call, for a face that fills a good part of the picture (a webcam, a speaker view), where
+        CenterFace found none (its box for a face CenterFace also found can be several times too large)."""
+        found = one_per_place(drop_background_faces(self.discovery.detect(image)))
+        large = [face for face in self.detector.detect(image)
+                 if not any(inside(centre(other.box), face.box) for other in found)]
+        return found + large
 
     def confirm(self, image: np.ndarray, box: tuple[int, int, int, int]) -> Face | None:
         """BlazeFace on the square around ``box``: the face nearest the box's centre, within half its width."""

@@ -150,7 +150,8 @@ class Dashboard:
         lines = Text()
         if self.latest is not None and not self.latest.observed:
             return Panel(Text("not observed: the agent cannot see the class", style="red"), title="attention")
-        lines.append(f"faces found    {len(faces)} of {tiles} places" + (f" ({len(faces) / tiles:.0%})" if tiles else ""))
+        lines.append(f"faces found    {len(faces)} of {tiles} places"
+                     + (f" ({len(faces) / tiles:.0%})" if tiles else ""))
         lines.append(f"\nfacing screen  {facing} of {len(faces)} faces" + (f" ({facing / len(faces):.0%})" if faces else ""))
         lines.append(f"\nparticipants   {len({t.participant.number for t in self.tracked})} now")
         return Panel(lines, title="attention")

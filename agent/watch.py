@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from agent.detector import Face
-from agent.finder import FaceFinder, centre, crop_square, look_of, one_per_place, reading_rows, square_around
+from agent.finder import FaceFinder, centre, crop_square, inside, look_of, reading_rows, square_around
 
 STILL_LEVELS = 3.0
 MAX_STILL_FRAMES = 10
@@ -44,7 +44,7 @@ DISCOVERY_SECONDS = 4.0
 BLOCK_LEVELS = 6.0
 SMALL_SCALE = 8
 BLOCK = 8
-# Most of the screen changed at once: a reorder, a page flip, another view.
+# Most of the screen away from the known faces changed at once: a reorder, a page flip, another view.
 UPHEAVAL_SHARE = 0.3
 # Faces vanished together: at least this many, and at least this share of the faces found the frame before.
 VANISHED_FACES = 2
@@ -108,8 +108,10 @@ class Watcher:
         started = clock.perf_counter()
         vanished = self._follow(image, time)
         followed = clock.perf_counter()
-        upheaval = self._small is not None and self._small.shape == small.shape and \
-            _changed_blocks(self._small, small).mean() >= UPHEAVAL_SHARE
+        upheaval = False
+        if self._small is not None and self._small.shape == small.shape:
+            changed, outside = self._changed_outside_places(self._small, small, image.shape)
+            upheaval = bool(outside.any()) and changed.sum() >= UPHEAVAL_SHARE * outside.sum()
         sudden = len(vanished) >= max(VANISHED_FACES, VANISHED_SHARE * self._found_before)
         event = None
         discovered = False
@@ -166,28 +168,46 @@ class Watcher:
             return True
         if time - self._discovered_at < DISCOVERY_SECONDS:
             return False
-        changed = _changed_blocks(self._small_at_discovery, small)
-        for place in self.places:
-            x, y, side = place.square((small.shape[0] * SMALL_SCALE, small.shape[1] * SMALL_SCALE))
-            b0, b1 = max(y // (SMALL_SCALE * BLOCK), 0), max(x // (SMALL_SCALE * BLOCK), 0)
-            changed[b0:(y + side) // (SMALL_SCALE * BLOCK) + 1, b1:(x + side) // (SMALL_SCALE * BLOCK) + 1] = False
+        changed, _outside = self._changed_outside_places(self._small_at_discovery, small,
+                                                         (small.shape[0] * SMALL_SCALE, small.shape[1] * SMALL_SCALE))
         return bool(changed.any())
+
+    def _changed_outside_places(self, before: np.ndarray, after: np.ndarray, shape: tuple[int, ...],
+                                ) -> tuple[np.ndarray, np.ndarray]:
+        """The blocks that changed away from the places' squares, and the blocks away from them: what moves
+        inside a square is its face's own business (an expression, a nod), followed there."""
+        outside = np.ones_like(_changed_blocks(before, before))
+        size = SMALL_SCALE * BLOCK
+        for place in self.places:
+            x, y, side = place.square(shape)
+            outside[max(y // size, 0):(y + side) // size + 1, max(x // size, 0):(x + side) // size + 1] = False
+        return _changed_blocks(before, after) & outside, outside
 
     def _discover(self, image: np.ndarray, small: np.ndarray, time: float, check_looks: bool) -> list[Face]:
         """Discovery over the whole image, matched to the places; returns the faces found. A face followed without a
         break is its place's face, whatever its look now (an expression, a turn of the head); after an upheaval
         (``check_looks``), and for places without a face, the look must match too (someone else may sit there)."""
         self._discovered_at, self._small_at_discovery = time, small
-        found = [self.finder.settle(image, face) for face in self.finder.discover(image)]
-        found = one_per_place(found)
+        found = []
         unmatched = list(self.places)
-        for face in found:
+        for discovered in self.finder.discover(image):
+            near = [place for place in unmatched
+                    if np.hypot(*np.subtract(centre(discovered.box), centre(place.box)))
+                    <= SAME_FACE_DISTANCE * max(place.box[2], discovered.box[2])]
+            followed = next((place for place in near if place.face is not None and not check_looks), None)
+            if followed is not None:
+                # Followed without a break this frame: BlazeFace already has this face.
+                unmatched.remove(followed)
+                followed.seen, followed.still_frames = time, 0
+                followed.look = 0.8 * followed.look + 0.2 * look_of(image, followed.box)
+                found.append(followed.face)
+                continue
+            face = self.finder.settle(image, discovered)
+            if any(inside(centre(face.box), other.box) or inside(centre(other.box), face.box) for other in found):
+                continue
+            found.append(face)
             look = look_of(image, face.box)
-            near = [place for place in unmatched if np.hypot(*np.subtract(centre(face.box), centre(place.box)))
-                    <= SAME_FACE_DISTANCE * max(place.box[2], face.box[2])]
-            match = next((place for place in near
-                          if (place.face is not None and not check_looks)
-                          or float(np.abs(look - place.look).mean()) <= LOOK_LEVELS), None)
+            match = next((place for place in near if float(np.abs(look - place.look).mean()) <= LOOK_LEVELS), None)
             if match is None:
                 # Someone else's face where a place's face was (a reorder, a camera back on with another look): that
                 # place is over; the face starts a new one, which the tracker matches to whoever it is.
@@ -207,7 +227,7 @@ class Watcher:
         claimed = [face.box for face in found]
         # A place without its face where another face now is was taken over.
         self.places = [place for place in self.places if place.face is not None or not any(
-            _inside(centre(box), _grown(place.box, 0.5)) for box in claimed)]
+            inside(centre(box), _grown(place.box, 0.5)) for box in claimed)]
         return found
 
     def _judge_view(self, found: list[Face], vanished: list[Place], sudden: bool, upheaval: bool,
@@ -253,8 +273,3 @@ def _changed_blocks(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 def _grown(box: tuple[int, int, int, int], margin: float) -> tuple[int, int, int, int]:
     x, y, w, h = box
     return int(x - margin * w), int(y - margin * h), int(w * (1 + 2 * margin)), int(h * (1 + 2 * margin))
-
-
-def _inside(point: tuple[float, float], box: tuple[int, int, int, int]) -> bool:
-    x, y, w, h = box
-    return x <= point[0] <= x + w and y <= point[1] <= y + h

@@ -7,14 +7,15 @@ Definitions (written out in the report too):
   below is over observed frames only; an interval without an observed frame is a gap (NaN), never a drop to 0, and
   no key moment starts in, ends in, runs through or is measured against an interval that was not fully observed.
 - *Mood*: per interval, the mean of the 7 expression probabilities over every face seen in it.
-- *Visible*: the share of participants' tiles with a face found; *facing*: the share of tiles with a face turned at
-  most 30 degrees (``agent.analysis.FACING_LIMIT_DEGREES``). Camera-off tiles count as neither.
+- *Visible*: the share of participants' places (observations: a participant on screen in a frame) with a face found;
+  *facing*: the share of places with a face turned at most 30 degrees (``agent.analysis.FACING_LIMIT_DEGREES``). A
+  place whose face is not found (turned away, camera off) counts as neither.
 - *Negative*: the probability of angry + disgust + fear + sad, averaged over faces.
 - *Engagement index*, per face: ``E = (sum_k w_k p_k) * g / 4.5``, adapted from the concentration index of Sharma et
   al. (2022): emotion weights ``w`` (neutral 0.9, happy 0.6, surprise 0.6, sad 0.3, fear 0.3, angry 0.25,
   disgust 0.2) times a gaze weight ``g``: 5 when the face is turned towards the screen, 2 when turned away (their
   weights for looking at the screen and looking aside); 4.5 = 0.9 x 5 scales it to 0..1. The class index is the mean
-  over the faces seen, so camera-off tiles neither raise nor lower it (they show in *visible*).
+  over the faces seen, so places without a face neither raise nor lower it (they show in *visible*).
 """
 
 from __future__ import annotations
