@@ -95,14 +95,16 @@ class FrameAnalysis:
 
 
 class Analyzer:
-    """Every model loaded once; ``analyze(frame)`` per frame of a session, ``find(image)`` for one picture."""
+    """Every model loaded once; ``analyze(frame)`` per frame of a session, ``find(image)`` for one picture.
+    ``live=True`` for a live screen or camera: periodic discoveries run beside the frames (``agent.watch``)."""
 
-    def __init__(self, detector_model: Path, discovery_model: Path, emotion_model: Path, threads: int = 1) -> None:
+    def __init__(self, detector_model: Path, discovery_model: Path, emotion_model: Path, threads: int = 1,
+                 live: bool = False) -> None:
         self.classifier = EmotionClassifier(emotion_model, threads)
         self.detector = FaceDetector(detector_model)
         self.discovery = FaceDiscovery(discovery_model, threads)
         self.finder = FaceFinder(self.detector, self.discovery)
-        self.watcher = Watcher(self.finder)
+        self.watcher = Watcher(self.finder, background=live)
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
@@ -141,6 +143,7 @@ class Analyzer:
         return self.classifier.predict(np.stack([crop_face(grey, face, size) for face in faces]))
 
     def close(self) -> None:
+        self.watcher.close()
         self.detector.close()
 
     def __enter__(self) -> Analyzer:

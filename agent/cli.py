@@ -264,12 +264,13 @@ def _source_options(command):
     return command
 
 
-def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int):
+def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int,
+              live: bool = False):
     from agent.analysis import Analyzer
     from agent.detector_model import resolve_detector_model, resolve_discovery_model
 
     return Analyzer(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
-                    Path(model_path), threads)
+                    Path(model_path), threads, live)
 
 
 def _database_option(command):
@@ -327,7 +328,8 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer, Store(path) as store:
+        with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
+                Store(path) as store:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
                 model_accuracy=model_test_accuracy(Path(model_path)),

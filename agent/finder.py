@@ -142,11 +142,16 @@ class FaceFinder:
         self.detector = detector
         self.discovery = discovery
 
-    def discover(self, image: np.ndarray) -> list[Face]:
-        """CenterFace's faces on the whole image, pictures on the wall and doubles left out; and BlazeFace's on the
-        whole image in one call, for a face that fills a good part of the picture (a webcam, a speaker view), where
-        CenterFace found none (its box for a face CenterFace also found can be several times too large)."""
-        found = one_per_place(drop_background_faces(self.discovery.detect(image)))
+    def centerface(self, image: np.ndarray) -> list[Face]:
+        """CenterFace's faces on the whole image, pictures on the wall and doubles left out. It touches only the
+        CenterFace session, so it may run on a thread of its own."""
+        return one_per_place(drop_background_faces(self.discovery.detect(image)))
+
+    def discover(self, image: np.ndarray, centerface: list[Face] | None = None) -> list[Face]:
+        """CenterFace's faces (``centerface``, when they were found already), and BlazeFace's on the whole image in
+        one call, for a face that fills a good part of the picture (a webcam, a speaker view), where CenterFace found
+        none (its box for a face CenterFace also found can be several times too large)."""
+        found = self.centerface(image) if centerface is None else centerface
         large = [face for face in self.detector.detect(image)
                  if not any(inside(centre(other.box), face.box) for other in found)]
         return found + large

@@ -13,8 +13,9 @@ box (``agent.finder``). Each frame:
    the picture changed away from the known faces and ``DISCOVERY_SECONDS`` have passed (a participant who joins is
    found within that time); at once when faces vanish together or most of the screen changes (a gallery reorders,
    a page flips, a panel opens, the view switches). A screen that does not change (a still slide, the desktop) costs
-   only the thumbnails. Discovered faces are matched to places by position and look; a face where no place matches
-   is a new place, and a place where someone else's face now is, is given up.
+   only the thumbnails. On a live screen the periodic discoveries run beside the frames (``Watcher(background=True)``).
+   Discovered faces are matched to places by position and look; a face where no place matches is a new place, and a
+   place where someone else's face now is, is given up.
 3. **The view.** When faces that were there vanish at once and discovery finds none, the view is *lost* (the call
    window covered or minimised, a shared screen over the gallery): those frames are not observed, and no place is
    kept. When discovery finds faces again, the view is back. When some faces are found after such a change, the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import time as clock
 from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import count
 
 import cv2
@@ -89,10 +91,19 @@ class Watch:
 
 
 class Watcher:
-    """``update(image, time)`` per frame -> :class:`Watch`."""
+    """``update(image, time)`` per frame -> :class:`Watch`.
 
-    def __init__(self, finder: FaceFinder) -> None:
+    ``background=True`` (a live screen or camera) runs the periodic discoveries on a thread of their own, while the
+    session waits for its next frame: no frame waits for the 0.2 s of a discovery, and the faces it finds join the
+    next frame after it ends (confirmed on that frame's pixels). The first discovery, and the urgent ones (faces
+    vanished, the screen changed), run on the frame itself, so that the view is judged at once. Files (videos,
+    screenshots) are analysed in order, every discovery on its own frame, so that their results do not depend on
+    timing. Call ``close()`` at the end."""
+
+    def __init__(self, finder: FaceFinder, background: bool = False) -> None:
         self.finder = finder
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="discovery") if background else None
+        self._pending: Future | None = None
         self.places: list[Place] = []
         self.observed = True
         self._keys = count(1)
@@ -115,14 +126,26 @@ class Watcher:
         sudden = len(vanished) >= max(VANISHED_FACES, VANISHED_SHARE * self._found_before)
         event = None
         discovered = False
-        if self._discovery_due(small, time, urgent=sudden or upheaval):
-            found = self._discover(image, small, time, check_looks=upheaval)
+        urgent = sudden or upheaval or self._discovered_at is None
+        if urgent or (self._pending is None and self._discovery_due(small, time)):
+            if urgent or self._background is None:
+                self._drop_pending()
+                self._discovered_at, self._small_at_discovery = time, small
+                found = self._discover(image, time, self.finder.centerface(image), check_looks=upheaval)
+                discovered = True
+                event = self._judge_view(found, sudden, upheaval)
+                if sudden or upheaval:
+                    # The picture changed under the places: a face that discovery does not find where it was is no
+                    # longer there (a reorder, another page or view), not a camera switched off.
+                    self.places = [place for place in self.places if place.face is not None]
+            else:
+                self._discovered_at, self._small_at_discovery = time, small
+                self._pending = self._background.submit(self.finder.centerface, image.copy())
+        elif self._pending is not None and self._pending.done():
+            found = self._discover(image, time, self._pending.result(), check_looks=False)
+            self._pending = None
             discovered = True
-            event = self._judge_view(found, vanished, sudden, upheaval)
-            if sudden or upheaval:
-                # The picture changed under the places: a face that discovery does not find where it was is no
-                # longer there (a reorder, another page or view), not a camera switched off.
-                self.places = [place for place in self.places if place.face is not None]
+            event = self._judge_view(found, False, False)
         self._small = small
         self._forget_absent(time)
         self._found_before = sum(place.face is not None for place in self.places)
@@ -160,11 +183,8 @@ class Watcher:
             place.thumbnail = _thumbnail(image, place.square(image.shape))
         return vanished
 
-    def _discovery_due(self, small: np.ndarray, time: float, urgent: bool) -> bool:
-        if self._discovered_at is None or self._small_at_discovery is None \
-                or self._small_at_discovery.shape != small.shape:
-            return True
-        if urgent:
+    def _discovery_due(self, small: np.ndarray, time: float) -> bool:
+        if self._small_at_discovery is None or self._small_at_discovery.shape != small.shape:
             return True
         if time - self._discovered_at < DISCOVERY_SECONDS:
             return False
@@ -183,14 +203,14 @@ class Watcher:
             outside[max(y // size, 0):(y + side) // size + 1, max(x // size, 0):(x + side) // size + 1] = False
         return _changed_blocks(before, after) & outside, outside
 
-    def _discover(self, image: np.ndarray, small: np.ndarray, time: float, check_looks: bool) -> list[Face]:
-        """Discovery over the whole image, matched to the places; returns the faces found. A face followed without a
-        break is its place's face, whatever its look now (an expression, a turn of the head); after an upheaval
-        (``check_looks``), and for places without a face, the look must match too (someone else may sit there)."""
-        self._discovered_at, self._small_at_discovery = time, small
+    def _discover(self, image: np.ndarray, time: float, centerface: list[Face], check_looks: bool) -> list[Face]:
+        """Discovery's faces (CenterFace's ``centerface``, from this frame or a recent one) matched to the places;
+        returns the faces found. A face followed without a break is its place's face, whatever its look now (an
+        expression, a turn of the head); after an upheaval (``check_looks``), and for places without a face, the look
+        must match too (someone else may sit there). New faces are confirmed on this frame's pixels."""
         found = []
         unmatched = list(self.places)
-        for discovered in self.finder.discover(image):
+        for discovered in self.finder.discover(image, centerface):
             near = [place for place in unmatched
                     if np.hypot(*np.subtract(centre(discovered.box), centre(place.box)))
                     <= SAME_FACE_DISTANCE * max(place.box[2], discovered.box[2])]
@@ -230,8 +250,7 @@ class Watcher:
             inside(centre(box), _grown(place.box, 0.5)) for box in claimed)]
         return found
 
-    def _judge_view(self, found: list[Face], vanished: list[Place], sudden: bool, upheaval: bool,
-                    ) -> tuple[str, str] | None:
+    def _judge_view(self, found: list[Face], sudden: bool, upheaval: bool) -> tuple[str, str] | None:
         if not self.observed:
             if found:
                 self.observed = True
@@ -248,6 +267,17 @@ class Watcher:
         if len(found) < VANISHED_SHARE * before:
             return "view_changed", f"{before} -> {len(found)} faces: the call's layout changed"
         return None
+
+    def _drop_pending(self) -> None:
+        """A discovery still running in the background is overtaken by one on this frame: its result is stale."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def close(self) -> None:
+        self._drop_pending()
+        if self._background is not None:
+            self._background.shutdown()
 
     def _forget_absent(self, time: float) -> None:
         self.places = [place for place in self.places if place.face is not None or time - place.seen < ABSENT_SECONDS]

@@ -5,6 +5,7 @@ synthetic gallery screenshots built from real FER-2013 faces; and the watcher's 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cv2
@@ -245,3 +246,26 @@ def test_view_lost_and_back(test_faces, detector_model_path: Path, discovery_mod
     assert [a.event[0] if a.event else None for a in seen] == [None] * 3 + ["view_lost", None, None, "view_back",
                                                                             None]
     assert all(a.observations == [] for a in seen[3:6]) and seen[6].faces == 9
+
+
+def test_background_discovery_finds_a_camera_turned_on_without_holding_up_a_frame(
+        test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
+    """On a live screen the periodic discovery runs beside the frames: a camera turned on in a 5x5 gallery (nothing
+    else moves) is found within the discovery period, and no frame but the first waits for a discovery."""
+    from agent.synthetic import Participant
+
+    faces, _ = test_faces
+    people = participants_from_faces(faces, 25, seed=3)
+    off = people[:-1] + [Participant(people[-1].face, people[-1].name, people[-1].room, camera_on=False)]
+    before, after = render_gallery(off).image, render_gallery(people).image
+    with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL, live=True) as analyzer:
+        first = analyzer.analyze(Frame(before, 0.0, "screen"))
+        assert first.discovered
+        counts = []
+        for second in range(1, 9):
+            analysis = analyzer.analyze(Frame(after, float(second), "screen"))
+            assert analysis.milliseconds["discover"] < 100, analysis.milliseconds
+            counts.append(analysis.faces)
+            time.sleep(0.4)
+    assert counts[0] == first.faces and counts[-1] == first.faces + 1
+    assert counts.index(first.faces + 1) <= 5, counts
