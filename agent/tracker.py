@@ -23,10 +23,12 @@ from agent.labels import EMOTIONS
 
 # Mean absolute difference (grey levels, per signature cell and channel) under which two looks are the same person.
 MATCH_THRESHOLD = 32.0
-# The cost of a new place where an absent participant's last place was (the strongest evidence there is: nobody
-# else is there): centres within SAME_PLACE_DISTANCE of the
-# place's side, sides within SAME_PLACE_SIZE of each other.
-SAME_PLACE_COST = 0.0
+# A new place where an absent participant's last place was (centres within SAME_PLACE_DISTANCE of the place's side,
+# sides within SAME_PLACE_SIZE of each other) costs SAME_PLACE_COST when the looks are not far apart either (within
+# SAME_PLACE_LOOK): a camera switched off and on in place. Someone else in that place (another gallery page) looks
+# further apart than that.
+SAME_PLACE_COST = 12.0
+SAME_PLACE_LOOK = 48.0
 SAME_PLACE_DISTANCE = 0.25
 SAME_PLACE_SIZE = 1.5
 # Looks kept per participant (for example camera on, camera off).
@@ -94,7 +96,7 @@ class Tracker:
             for row, index in enumerate(newcomers):
                 for column, participant in enumerate(absent):
                     cost = costs[row, column]
-                    if _same_place(participant.box, observations[index].tile.box):
+                    if cost <= SAME_PLACE_LOOK and _same_place(participant.box, observations[index].tile.box):
                         cost = min(cost, SAME_PLACE_COST)
                     if cost <= MATCH_THRESHOLD:
                         pairs.append((cost, index, participant.number))

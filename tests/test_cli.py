@@ -154,3 +154,23 @@ def test_check_on_a_real_screenshot_and_its_saved_picture(detector_env: dict, tm
     saved = cv2.imread(str(picture))
     assert saved.shape == (768, 1366, 3) and (saved != cv2.imread(str(shot))).any()
     assert result.stderr == ""
+
+
+def test_nothing_on_the_terminal_and_nothing_in_the_cache_but_ours(detector_env: dict, tmp_path: Path) -> None:
+    """A video through `analyze`: no MediaPipe, LiteRT, OpenCV or onnxruntime line on stderr, and onnxruntime
+    leaves no telemetry (device id, event queue) in the user's cache."""
+    from tests.test_finder import GALLERIES, decoded, still_video
+
+    shot = GALLERIES / "gommy15_zoom4.PNG"
+    if not shot.is_file():
+        pytest.skip(f"the real call screenshots are not at {GALLERIES}")
+    video = still_video(cv2.cvtColor(cv2.imread(str(shot)), cv2.COLOR_BGR2RGB), tmp_path / "call.mp4")
+    assert len(decoded(video)) == 4
+    home = tmp_path / "home"
+    env = {**detector_env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    result = subprocess.run([sys.executable, "-m", "agent", "analyze", str(video), "--json", "--fps", "2"],
+                            capture_output=True, text=True, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [len(json.loads(line)["faces"]) for line in result.stdout.splitlines()] == [18, 18, 18, 18]
+    assert not (home / ".cache" / "Microsoft").exists()
