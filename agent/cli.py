@@ -309,13 +309,14 @@ def start(source: str, region: str | None, duration: float | None, database: str
           model_path: str, threads: int) -> None:
     """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
 
-    Stops on Ctrl-C, SIGTERM or --duration, and says where the data is. No image is ever written to disk.
+    Stops on Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or --duration, closes the session, and says where the
+    data is. No image is ever written to disk.
     """
     import signal
 
     from rich.console import Console
 
-    from agent.session import run_session
+    from agent.session import StopRequested, run_session
     from agent.sources import open_source
     from agent.store import Store
 
@@ -323,10 +324,13 @@ def start(source: str, region: str | None, duration: float | None, database: str
     frame_source = open_source(source, fps, region)
     console = Console(stderr=True)
 
-    def stop(_signum, _frame):
-        raise KeyboardInterrupt
+    reasons = {signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
+               signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    def stop(signum, _frame):
+        raise StopRequested(reasons[signum])
+
+    previous = {number: signal.signal(number, stop) for number in reasons}
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
                 Store(path) as store:
@@ -336,13 +340,18 @@ def start(source: str, region: str | None, duration: float | None, database: str
                 detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
                 duration=duration, no_face_seconds=no_face_minutes * 60, console=None if quiet else console)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         frame_source.close()
-    click.echo(f"session {summary.session_id} {summary.status}: {summary.frames} frames "
-               f"({summary.dropped} dropped), {summary.participants} participants"
-               + (f" ({summary.message})" if summary.message else ""))
-    click.echo(f"data: {summary.database}")
-    click.echo(f"report: fer-agent report {summary.session_id} --db {summary.database}")
+    try:
+        click.echo(f"session {summary.session_id} {summary.status}: {summary.frames} frames "
+                   f"({summary.dropped} dropped), {summary.participants} participants"
+                   + (f" ({summary.message})" if summary.message else ""))
+        click.echo(f"data: {summary.database}")
+        click.echo(f"report: fer-agent report {summary.session_id} --db {summary.database}")
+    except OSError:
+        # The terminal is gone (SIGHUP): the session is closed and recorded all the same.
+        pass
 
 
 @main.command()

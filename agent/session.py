@@ -2,12 +2,16 @@
 
 ``run_session`` only wires the stages together. It ends when the source ends, at ``duration`` seconds (of source
 time: wall time for the screen and webcams, video time for videos), or on KeyboardInterrupt (Ctrl-C; the CLI turns
-SIGTERM into one too), and always closes the session row with its status, so the database says how it ended.
+SIGTERM and SIGHUP into one too, with their reason), and always closes the session row with its status, so the
+database says how it ended; a second Ctrl-C while it closes is ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,32 @@ from agent.store import Store
 from agent.tracker import Tracker
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Closing the session is not interrupted by a second Ctrl-C or another stop signal (they are ignored until it is
+    done); only the main thread can set signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    previous = [signal.signal(number, signal.SIG_IGN) for number in held]
+    try:
+        yield
+    finally:
+        for number, handler in zip(held, previous):
+            signal.signal(number, handler)
+
+
+class StopRequested(KeyboardInterrupt):
+    """A request to end the session as Ctrl-C does, with its reason (the CLI raises it from SIGTERM and SIGHUP)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -90,8 +120,10 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
             if live and time.monotonic() - last_refresh >= 1.0:
                 live.update(dashboard.render(), refresh=True)
                 last_refresh = time.monotonic()
+    except StopRequested as stop:
+        message = stop.reason
     except KeyboardInterrupt:
-        message = "stopped by the user (Ctrl-C or SIGTERM)"
+        message = "stopped by the user (Ctrl-C)"
     except CaptureError as error:
         status, message = "failed", str(error)
         store.event(session_id, dashboard.latest.frame.time if dashboard.latest else 0.0, "capture_error", str(error))
@@ -102,11 +134,17 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
         raise type(error)(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
                           ) from None
     finally:
-        if live:
-            live.update(dashboard.render(), refresh=True)
-            live.stop()
-        try:
-            store.finish_session(session_id, status, message)
-        except FerAgentError as error:
-            log.error("could not mark session %d as %s: %s", session_id, status, error)
+        with _signals_held():
+            # The session's row first: the terminal may be gone already (SIGHUP), and the live view's last drawing
+            # could fail on it.
+            try:
+                store.finish_session(session_id, status, message)
+            except FerAgentError as error:
+                log.error("could not mark session %d as %s: %s", session_id, status, error)
+            if live:
+                try:
+                    live.update(dashboard.render(), refresh=True)
+                    live.stop()
+                except OSError:
+                    pass
     return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message)

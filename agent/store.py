@@ -204,10 +204,17 @@ class Store:
             {"session_id": session_id, "time": time, "kind": kind, "detail": detail}))
 
     def finish_session(self, session_id: int, status: str, message: str | None = None) -> None:
+        """Close the session: its status, why it ended, and ``ended_at``, the time its last frame was captured (now,
+        for a session without frames), so that the time spent closing is not counted as class time."""
         if status not in STATUSES:
             raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
-        self._write("the session's end", lambda: self.db["sessions"].update(
-            session_id, {"status": status, "ended_at": _now(), "message": message}))
+
+        def finish() -> None:
+            (last,) = self.db.execute("SELECT MAX(captured_at) FROM frames WHERE session_id = ?",
+                                      [session_id]).fetchone()
+            self.db["sessions"].update(session_id, {"status": status, "ended_at": last or _now(), "message": message})
+
+        self._write("the session's end", finish)
 
     def purge(self, session_ids: list[int]) -> dict[str, int]:
         """Delete these sessions and everything recorded with them, in one transaction; returns the rows deleted per

@@ -164,17 +164,33 @@ def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detec
     assert rows(database, "SELECT COUNT(*) FROM frames WHERE session_id = 2") == [(3,)]
 
 
-def test_sigterm_stops_cleanly(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop, reason", [(signal.SIGTERM, "stopped by SIGTERM"),
+                                          (signal.SIGHUP, "stopped by SIGHUP (the terminal was closed)")])
+def test_sigterm_and_sighup_close_the_session(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path,
+                                              stop: int, reason: str) -> None:
+    """A real process stopped mid-session by SIGTERM (logging out, kill, a service manager) or SIGHUP (the terminal
+    window closed): the session is closed with its reason, ended at its last frame, every written frame kept, and a
+    report can be made at once."""
     video = tmp_path / "long.mp4"
     write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
     database = tmp_path / "class.db"
     process = spawn("start", "--source", str(video), "--fps", "1", "--db", str(database), "--quiet", env=detector_env)
-    wait_for_frames(database, 2, process)
-    process.send_signal(signal.SIGTERM)
+    wait_for_frames(database, 3, process)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert "stopped by the user" in stdout and f"data: {database}" in stdout
-    assert rows(database, "SELECT status FROM sessions") == [("finished",)]
+    assert reason in stdout and f"data: {database}" in stdout
+    assert "Traceback" not in stderr
+    (status, message, ended), = rows(database, "SELECT status, message, ended_at FROM sessions")
+    assert status == "finished" and reason in message
+    frames = rows(database, "SELECT time, captured_at, faces FROM frames ORDER BY time")
+    assert len(frames) >= 3 and ended == frames[-1][1]
+    assert [time for time, _, _ in frames] == [float(second) for second in range(len(frames))]
+    assert rows(database, "SELECT COUNT(DISTINCT frame_id) FROM observations") == [(len(frames),)]
+    report = tmp_path / "report.html"
+    result = agent("report", "--db", str(database), "-o", str(report), env=detector_env)
+    assert result.returncode == 0, result.stderr
+    assert report.is_file()
 
 
 def test_no_faces_for_minutes_is_an_event(detector_env: dict, tmp_path: Path) -> None:
