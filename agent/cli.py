@@ -300,11 +300,14 @@ def _load_session(database: str | None, session: int | None):
 @click.option("--duration", callback=_parse_duration, metavar="TIME",
               help="Stop after this long: seconds, or 90m, 1.5h (video: of video time). Default: until Ctrl-C.")
 @_database_option
-@click.option("--quiet", is_flag=True, help="No live dashboard; only the summary at the end.")
+@click.option("--quiet", is_flag=True, help="No live dashboard: one status line per minute, and the summary at the end.")
+@click.option("--plain", is_flag=True,
+              help="No redrawing: one line per minute and one per event, for a pipe or a log (the default when the "
+                   "output is not a terminal).")
 @click.option("--no-face-minutes", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="Record a no_faces event after this many minutes without a face.")
 @_source_options
-def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool,
+def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool, plain: bool,
           no_face_minutes: float, fps: float, detector_model: str | None, discovery_model: str | None,
           model_path: str, threads: int) -> None:
     """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
@@ -323,6 +326,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
     path = _database_path(database)
     frame_source = open_source(source, fps, region)
     console = Console(stderr=True)
+    drawn_on = None if quiet or plain or not console.is_terminal else console
 
     reasons = {signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
                signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
@@ -338,7 +342,8 @@ def start(source: str, region: str | None, duration: float | None, database: str
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
                 model_accuracy=model_test_accuracy(Path(model_path)),
                 detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
-                duration=duration, no_face_seconds=no_face_minutes * 60, console=None if quiet else console)
+                duration=duration, no_face_seconds=no_face_minutes * 60, console=drawn_on,
+                say=None if drawn_on else click.echo, say_events=not quiet)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

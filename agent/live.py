@@ -1,7 +1,13 @@
-"""The live class summary in the terminal (rich): mood, attention, trend, participants, stage timings.
+"""The live class summary in the terminal (rich): whether the agent sees the class, mood, attention, trend, the
+participants, stage timings; and one line per minute for logs and pipes.
 
-``Dashboard.update(analysis, tracked, ...)`` after each frame, ``Dashboard.render()`` for the renderable; the session
-loop shows it in a ``rich.live.Live`` refreshed about once a second.
+``Dashboard.update(analysis, tracked, ...)`` after each frame. ``Dashboard.render()`` is a renderable that lays itself
+out for the terminal it is drawn on, at every redraw (so a resized window is redrawn to fit): every line is cut at a
+whole item, never in the middle of a number or a word. From 80x24 up, the participants are a grid of short cells
+(label, expression, a mark when the face is turned away or not found); the ones who need a look come first (not
+found, turned away, or a negative expression for a while), and when the grid does not fit, the rest are counted. With
+room to spare (100 columns, 30 lines and more) the mood gets bars and the trend its sparklines. ``minute_line()`` is
+the one-line summary of a minute for ``--plain`` and ``--quiet``.
 """
 
 from __future__ import annotations
@@ -12,9 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from rich.console import Group
-from rich.panel import Panel
-from rich.table import Table
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from agent.analysis import FrameAnalysis
@@ -26,11 +30,14 @@ SPARK = "▁▂▃▄▅▆▇█"
 TREND_MINUTES = 10
 COLOURS = {"angry": "red", "disgust": "green", "fear": "magenta", "happy": "yellow", "sad": "blue",
            "surprise": "cyan", "neutral": "white"}
+CELL_WIDTH = 19
+# Sizes from which the detailed parts are drawn.
+DETAIL_WIDTH, DETAIL_HEIGHT = 100, 30
 
 
 @dataclass
 class _Minute:
-    """Sums over the frames of one minute of the session."""
+    """Sums over the observed frames of one minute of the session."""
 
     frames: int = 0
     tiles: int = 0
@@ -46,6 +53,20 @@ def sparkline(values: list[float | None], top: float = 1.0) -> str:
         " " if value is None else SPARK[min(int(value / top * (len(SPARK) - 1) + 0.5), len(SPARK) - 1)]
         for value in values
     )
+
+
+def fit(parts: list[str | Text], width: int, separator: str = "  ") -> Text:
+    """The parts on one line, as many whole parts as fit in ``width`` (never a part cut in two)."""
+    line = Text(no_wrap=True, overflow="crop")
+    for part in parts:
+        piece = part if isinstance(part, Text) else Text(part)
+        extra = (len(separator) if line.cell_len else 0) + piece.cell_len
+        if line.cell_len + extra > width:
+            break
+        if line.cell_len:
+            line.append(separator)
+        line.append_text(piece)
+    return line
 
 
 class Dashboard:
@@ -104,61 +125,80 @@ class Dashboard:
             return 0.0
         return (len(self.frame_times) - 1) / max(self.frame_times[-1] - self.frame_times[0], 1e-9)
 
-    def render(self) -> Group:
-        return Group(self._header(), self._mood_and_attention(), self._trend(), self._participants())
+    def render(self) -> Dashboard:
+        return self
 
-    def _header(self) -> Panel:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or console.size.height
+        lines = self._header(width)
+        lines += self._mood(width, detailed=width >= DETAIL_WIDTH and height >= DETAIL_HEIGHT)
+        lines.append(self._attention(width))
+        if height >= DETAIL_HEIGHT:
+            lines += self._trend(width)
+        lines += self._events(width, 3 if height >= DETAIL_HEIGHT else 1)
+        lines.append(Text("participants (pseudonymous), those who need a look first", style="bold"))
+        lines += self._participants(width, max(height - len(lines) - 1, 1))
+        yield from lines[:max(height - 1, 1)]
+
+    def _header(self, width: int) -> list[Text]:
         progress = f"{self.frames}" + (f"/{self.expected_frames}" if self.expected_frames else "")
-        timings = "  ".join(f"{stage} {value:.0f}" for stage, value in self.milliseconds.items())
-        text = Text.assemble(
-            ("fer-agent ", "bold"), f"session {self.session_id}  source {self.source}\n",
-            f"frames {progress}  dropped {self.dropped}  {self.frame_rate():.2f} frames/s  "
-            f"running {int(time.monotonic() - self.started)} s\n",
-            ("ms per frame: ", "dim"), timings, "\n",
-            ("database ", "dim"), self.database,
-        )
+        running = int(time.monotonic() - self.started)
+        first = fit([Text("fer-agent", style="bold"), f"session {self.session_id}", f"source {self.source}",
+                     f"running {running // 60}:{running % 60:02d}", f"frames {progress}", f"dropped {self.dropped}",
+                     f"{self.frame_rate():.2f} frames/s"], width)
         if self.view_lost_since:
-            text.append(f"\nview lost since {self.view_lost_since}: check the call window "
-                        "(this time is not counted)", style="bold red")
-        for event in self.events:
-            text.append(f"\n{event}", style="yellow")
-        return Panel(text, title="fer-agent", border_style="red" if self.view_lost_since else "blue")
+            sight = fit([Text(f"view lost since {self.view_lost_since}: check the call window", style="bold red"),
+                         Text("(not counted)", style="red")], width)
+        elif self.latest is None:
+            sight = Text("starting: looking for faces", style="yellow")
+        else:
+            faces = self.latest.faces
+            sight = fit([Text(f"sees the class: {faces} face{'s' if faces != 1 else ''}", style="green"),
+                         Text("ms per frame " + " ".join(f"{stage} {value:.0f}"
+                                                         for stage, value in self.milliseconds.items()),
+                              style="dim")], width)
+        data = f"data: {self.database}"
+        if len(data) > width:
+            data = "data: ..." + self.database[-(width - 9):]
+        return [first, sight, Text(data, style="dim", no_wrap=True, overflow="crop")]
 
-    def _mood_and_attention(self) -> Table:
-        grid = Table.grid(expand=True, padding=(0, 2))
-        grid.add_column(ratio=1)
-        grid.add_column(ratio=1)
-        grid.add_row(self._mood(), self._attention())
-        return grid
+    def _observed(self) -> list:
+        return self.latest.observations if self.latest is not None and self.latest.observed else []
 
-    def _mood(self) -> Panel:
-        faces = [o.probabilities for o in (self.latest.observations if self.latest else []) if o.probabilities is not None]
-        table = Table.grid(padding=(0, 1))
+    def _mood(self, width: int, detailed: bool) -> list[Text]:
+        faces = [o.probabilities for o in self._observed() if o.probabilities is not None]
         if not faces:
-            return Panel(Text("no faces in the last frame", style="dim"), title="class mood")
+            return [Text("class mood: no faces in the last frame", style="dim")]
         mean = np.mean(faces, axis=0)
+        order = np.argsort(mean)[::-1]
+        if not detailed:
+            return [fit([Text(f"mood ({len(faces)} faces)", style="bold")]
+                        + [Text(f"{EMOTIONS[i]} {mean[i]:.0%}", style=COLOURS[EMOTIONS[i]]) for i in order], width)]
+        lines = [Text(f"class mood ({len(faces)} faces)", style="bold")]
+        bar_width = max(min(width - 20, 40), 5)
         for emotion, value in zip(EMOTIONS, mean):
-            bar = "█" * int(round(value * 30))
-            table.add_row(emotion, Text(bar, style=COLOURS[emotion]), f"{value * 100:4.0f}%")
-        return Panel(table, title=f"class mood ({len(faces)} faces)")
+            line = Text(f"{emotion:<9}", no_wrap=True)
+            line.append("█" * int(round(value * bar_width)), style=COLOURS[emotion])
+            line.append(f" {value * 100:.0f}%")
+            lines.append(line)
+        return lines
 
-    def _attention(self) -> Panel:
-        observations = self.latest.observations if self.latest else []
-        tiles = len(observations)
+    def _attention(self, width: int) -> Text:
+        if self.latest is not None and not self.latest.observed:
+            return Text("attention: not observed, the agent cannot see the class", style="red")
+        observations = self._observed()
         faces = [o for o in observations if o.face is not None]
         facing = sum(bool(o.facing) for o in faces)
-        lines = Text()
-        if self.latest is not None and not self.latest.observed:
-            return Panel(Text("not observed: the agent cannot see the class", style="red"), title="attention")
-        lines.append(f"faces found    {len(faces)} of {tiles} places"
-                     + (f" ({len(faces) / tiles:.0%})" if tiles else ""))
-        lines.append(f"\nfacing screen  {facing} of {len(faces)} faces" + (f" ({facing / len(faces):.0%})" if faces else ""))
-        lines.append(f"\nparticipants   {len({t.participant.number for t in self.tracked})} now")
-        return Panel(lines, title="attention")
+        places = len(observations)
+        return fit([Text("attention", style="bold"),
+                    f"faces found {len(faces)} of {places} places" + (f" ({len(faces) / places:.0%})" if places else ""),
+                    f"facing screen {facing} of {len(faces)} faces" + (f" ({facing / len(faces):.0%})" if faces else ""),
+                    f"participants {len({t.participant.number for t in self.tracked})} now"], width)
 
-    def _trend(self) -> Panel:
+    def _trend(self, width: int) -> list[Text]:
         if not self.minutes:
-            return Panel(Text("no frames yet", style="dim"), title="trend")
+            return [Text("trend: no frames yet", style="dim")]
         last = max(self.minutes)
         keys = range(max(last - TREND_MINUTES + 1, 0), last + 1)
         rows = {"faces/places": [], "negative": [], "happy": []}
@@ -167,21 +207,72 @@ class Dashboard:
             rows["faces/places"].append(minute.faces / minute.tiles if minute and minute.tiles else None)
             rows["negative"].append(minute.negative / minute.faces if minute and minute.faces else None)
             rows["happy"].append(minute.happy / minute.faces if minute and minute.faces else None)
-        table = Table.grid(padding=(0, 1))
+        lines = [Text(f"trend, last {len(keys)} min (one bar per minute)", style="bold")]
         for name, values in rows.items():
             latest = next((v for v in reversed(values) if v is not None), None)
-            table.add_row(name, Text(sparkline(values), style="cyan"), "" if latest is None else f"{latest:.0%}")
-        return Panel(table, title=f"trend, last {len(keys)} min (one bar per minute)")
+            lines.append(fit([f"{name:<13}", Text(sparkline(values), style="cyan"),
+                              "" if latest is None else f"{latest:.0%}"], width, separator=" "))
+        return lines
 
-    def _participants(self) -> Panel:
-        table = Table(expand=True, show_edge=False, pad_edge=False)
-        for column in ("who", "place", "expression", "smoothed", "facing"):
-            table.add_column(column)
-        for item in sorted(self.tracked, key=lambda t: t.participant.number):
-            observation = item.observation
-            table.add_row(
-                item.participant.label, str(observation.tile.index + 1),
-                observation.emotion or Text("no face", style="dim"), item.smoothed or "-",
-                "-" if observation.facing is None else ("yes" if observation.facing else "turned away"),
-            )
-        return Panel(table, title="participants (pseudonymous)")
+    def _events(self, width: int, count: int) -> list[Text]:
+        return [fit([Text(event, style="yellow")], width) for event in list(self.events)[-count:]
+                if len(event) <= width] if self.events else []
+
+    def _participants(self, width: int, rows: int) -> list[Text]:
+        columns = max(width // CELL_WIDTH, 1)
+        cells = sorted(self.tracked, key=lambda t: (_need(t), t.participant.number))
+        capacity = columns * rows
+        shown = cells if len(cells) <= capacity else cells[:capacity - 1]
+        rest = len(cells) - len(shown)
+        lines = []
+        items = [_cell(item) for item in shown]
+        if rest:
+            items.append(Text(f"+{rest} more", style="dim"))
+        for start in range(0, len(items), columns):
+            line = Text(no_wrap=True, overflow="crop")
+            for cell in items[start:start + columns]:
+                cell.truncate(CELL_WIDTH - 1, pad=True)
+                line.append_text(cell)
+                line.append(" ")
+            lines.append(line)
+        return lines or [Text("no participants yet", style="dim")]
+
+    def minute_line(self, minute: int) -> str:
+        """One line for the minute ``minute`` of the session (``--plain``, ``--quiet``)."""
+        stamp = datetime.datetime.now().strftime("%H:%M")
+        if self.view_lost_since:
+            return f"{stamp} minute {minute + 1}: view lost since {self.view_lost_since}: check the call window"
+        summary = self.minutes.get(minute)
+        if summary is None or not summary.frames:
+            return f"{stamp} minute {minute + 1}: not observed"
+        parts = [f"{stamp} minute {minute + 1}: {summary.frames} frames",
+                 f"faces {summary.faces / summary.frames:.1f} of {summary.tiles / summary.frames:.1f} places"]
+        if summary.faces:
+            parts += [f"facing {summary.facing / summary.faces:.0%}", f"negative {summary.negative / summary.faces:.0%}",
+                      f"happy {summary.happy / summary.faces:.0%}"]
+        return ", ".join(parts)
+
+
+def _need(item: Tracked) -> int:
+    """0: no face found, 1: turned away, 2: a negative expression for a while (the smoothed one), 3: fine."""
+    observation = item.observation
+    if observation.face is None:
+        return 0
+    if not observation.facing:
+        return 1
+    if item.smoothed in NEGATIVE:
+        return 2
+    return 3
+
+
+def _cell(item: Tracked) -> Text:
+    observation = item.observation
+    cell = Text(f"{item.participant.label:>4} ", no_wrap=True)
+    if observation.face is None:
+        cell.append("not found", style="bold red")
+    elif not observation.facing:
+        cell.append(f"{observation.emotion} away", style="yellow")
+    else:
+        emotion = item.smoothed or observation.emotion
+        cell.append(emotion, style="magenta" if emotion in NEGATIVE else COLOURS.get(emotion, ""))
+    return cell

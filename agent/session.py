@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -67,8 +68,11 @@ class SessionSummary:
 
 def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str, model_accuracy: float | None,
                 detector: str, duration: float | None = None, no_face_seconds: float = 120.0,
-                console: Console | None = None) -> SessionSummary:
-    """Run one session; ``console`` None runs quietly (no live view)."""
+                console: Console | None = None, say: Callable[[str], None] | None = None,
+                say_events: bool = False) -> SessionSummary:
+    """Run one session. ``console``: where the live view is drawn (None: no live view). ``say``: where one line per
+    minute of the session goes (``Dashboard.minute_line``), and with ``say_events`` each view event and warning too
+    (``--plain``, or output that is not a terminal)."""
     session_id = store.start_session(source.name, source.fps, model_version, model_accuracy, detector)
     tracker = Tracker()
     expected = source.expected_frames() if hasattr(source, "expected_frames") else None
@@ -76,6 +80,7 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
     frames = dropped = 0
     last_face_time = 0.0
     faces_missing = False
+    minute = None
     status, message = "finished", None
     live = Live(dashboard.render(), console=console, refresh_per_second=1, transient=False) if console else None
     last_refresh = 0.0
@@ -95,10 +100,15 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
             milliseconds = {"capture": capture_ms, **analysis.milliseconds,
                             "track": (time.perf_counter() - tracked_at) * 1000}
             milliseconds["total"] = capture_ms + (time.perf_counter() - started) * 1000
+            if say and minute is not None and int(frame.time // 60) != minute:
+                say(dashboard.minute_line(minute))
+            minute = int(frame.time // 60)
             if analysis.event:
                 kind, detail = analysis.event
                 store.event(session_id, frame.time, kind, detail)
                 dashboard.view_event(frame.time, kind, detail)
+                if say and say_events:
+                    say(f"{frame.time:.0f} s: {kind.replace('_', ' ')}: {detail}")
                 (log.warning if kind == "view_lost" else log.info)("%s: %s", kind, detail)
             store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.observed,
                               milliseconds)
@@ -141,10 +151,12 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
                 store.finish_session(session_id, status, message)
             except FerAgentError as error:
                 log.error("could not mark session %d as %s: %s", session_id, status, error)
-            if live:
-                try:
+            try:
+                if live:
                     live.update(dashboard.render(), refresh=True)
                     live.stop()
-                except OSError:
-                    pass
+                if say and minute is not None:
+                    say(dashboard.minute_line(minute))
+            except OSError:
+                pass
     return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message)

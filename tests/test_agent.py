@@ -133,14 +133,59 @@ def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env:
     result = agent("start", "--duration", "5", "--db", str(database), env=env)
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
-    # The live dashboard went to the terminal (stderr).
-    assert "class mood" in result.stderr and "participants (pseudonymous)" in result.stderr
+    # Not a terminal: no live view drawn, one line per minute instead.
+    assert "minute 1: 5 frames" in result.stdout and "class mood" not in result.stderr
     frames = rows(database, "SELECT tiles, faces, dropped FROM frames")
     assert 3 <= len(frames) <= 6
     # 10 cameras on, 2 off: the participants are the faces (a camera-off tile never showed one).
     assert all(9 <= faces == tiles <= 10 for tiles, faces, _ in frames)
     assert rows(database, "SELECT source FROM sessions") == [("screen:1",)]
     assert rows(database, "SELECT COUNT(*) FROM participants")[0][0] == frames[-1][1]
+
+
+def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
+    """The real command in tmux at 80x24, watching a real Zoom screenshot on the screen: the screen read back shows
+    the whole view, no line past the edge, and every participant."""
+    import shutil
+
+    from tests.test_finder import GALLERIES
+
+    if shutil.which("tmux") is None or shutil.which("feh") is None:
+        pytest.skip("tmux or feh is not installed (.ci/run installs the Debian packages tmux and feh)")
+    call = GALLERIES / "gommy15_zoom4.PNG"
+    if not call.is_file():
+        pytest.skip(f"the real call screenshots are not at {GALLERIES}")
+    database = tmp_path / "class.db"
+    viewer = show(call, xvfb_display)
+    session = f"fer-agent-test-{os.getpid()}"
+    environment = " ".join(f"{key}={value}" for key, value in (
+        ("DISPLAY", xvfb_display), ("FER_AGENT_DETECTOR_MODEL", detector_env["FER_AGENT_DETECTOR_MODEL"]),
+        ("FER_AGENT_DISCOVERY_MODEL", detector_env["FER_AGENT_DISCOVERY_MODEL"])))
+    command = f"env {environment} {sys.executable} -m agent start --duration 30 --db {database}; sleep 30"
+    try:
+        time.sleep(1.5)
+        subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True,
+                       cwd=ROOT)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if rows(database, "SELECT COUNT(*) FROM frames")[0][0] >= 4:
+                    break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.5)
+        time.sleep(1.5)
+        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True,
+                                check=True).stdout
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        viewer.terminate()
+        viewer.wait(timeout=10)
+    lines = screen.rstrip("\n").split("\n")
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, screen
+    assert "fer-agent  session 1" in screen and "sees the class: 18 faces" in screen, screen
+    assert "attention" in screen and "participants (pseudonymous)" in screen, screen
+    assert len(set(re.findall(r"\bP(\d+) ", screen))) == 18, screen
 
 
 def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detector_env: dict,
