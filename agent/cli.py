@@ -482,7 +482,8 @@ def sessions(database: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="HTML file to write. Default: fer-agent-session-N.html in the current folder.")
 @click.option("--interval", type=click.FloatRange(min=1), metavar="SECONDS",
-              help="Seconds per point of the charts. Default: 30 for sessions up to 30 minutes, 60 beyond.")
+              help="Seconds per point of the charts. Default: from the session's length: 2 s under a minute, 5 s under "
+                   "2 minutes, 10 s under 5, 30 s up to 30 minutes, 60 s beyond (at least two frames).")
 @_database_option
 def report(session: int | None, output: str | None, interval: float | None, database: str | None) -> None:
     """Write the post-class report of SESSION (default: the latest) as one self-contained HTML file.
@@ -503,8 +504,7 @@ def report(session: int | None, output: str | None, interval: float | None, data
         built = render_report(data, interval, step=lambda what: progress.update(task, description=what))
         path = Path(output) if output else Path(f"fer-agent-session-{data.info.id}.html")
         size = write_report(built, path)
-    click.echo(f"report of session {data.info.id}: {path} ({size / 1e6:.2f} MB, {len(data.labels)} participants, "
-               f"{len(built.moments)} key moments)")
+    click.echo(f"report of session {data.info.id}: {path} ({size / 1e6:.2f} MB, {built.summary})")
 
 
 @main.command()

@@ -85,6 +85,26 @@ def _centres(line: Timeline) -> np.ndarray:
     return (line.starts + line.interval / 2) / 60
 
 
+def _lone_steps(line: Timeline, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each interval with a value but none on either side (the only interval of a short session, or one between gaps)
+    as a step across its whole width, so it shows: a line through one point is a lone marker, not a line. Pieces
+    are kept apart by NaN."""
+    seen = ~np.isnan(values)
+    lone = seen & ~np.concatenate([[False], seen[:-1]]) & ~np.concatenate([seen[1:], [False]])
+    x = np.column_stack([line.starts, line.ends, line.ends]).ravel() / 60
+    y = np.repeat(np.where(lone, values, np.nan), 3)
+    y[2::3] = np.nan
+    return x, y
+
+
+def _plot(axes, line: Timeline, values: np.ndarray, **style) -> None:
+    """A line through the intervals' centres, and the lone intervals as steps of their width in the same colour."""
+    axes.plot(_centres(line), values, marker=".", markersize=3, **style)
+    x, y = _lone_steps(line, values)
+    if not np.isnan(y).all():
+        axes.plot(x, y, color=style["color"], linewidth=2, solid_capstyle="butt")
+
+
 def mood_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Markup:
     """Stacked area of the class's mean expression probabilities per interval."""
     with rc_context(STYLE):
@@ -109,9 +129,8 @@ def attention_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -
     """Shares of participants with a visible face and facing the screen, per interval."""
     with rc_context(STYLE):
         figure, axes = _figure(2.6)
-        axes.plot(_centres(line), line.visible, color="#1f77b4", label="face visible", marker=".", markersize=3)
-        axes.plot(_centres(line), line.facing, color="#ff7f0e", label="facing screen", marker=".",
-                  markersize=3)
+        _plot(axes, line, line.visible, color="#1f77b4", label="face visible")
+        _plot(axes, line, line.facing, color="#ff7f0e", label="facing screen")
         axes.set_ylim(0, 1.02)
         axes.yaxis.set_major_formatter(PercentFormatter(1.0))
         axes.set_ylabel("share of participants")
@@ -126,7 +145,7 @@ def engagement_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) 
     """The class's engagement index per interval (0-100)."""
     with rc_context(STYLE):
         figure, axes = _figure(2.4)
-        axes.plot(_centres(line), line.engagement * 100, color="#2e7d32", marker=".", markersize=3)
+        _plot(axes, line, line.engagement * 100, color="#2e7d32")
         axes.set_ylim(0, 100)
         axes.set_ylabel("engagement index")
         _time_axis(axes, line)
@@ -150,10 +169,14 @@ class Sparklines:
         self._axes.set_ylim(0, 1)
         # Plain grey: at this size a hatch reads as noise, and each sparkline would carry its own hatch pattern.
         _mark_gaps(self._axes, gaps, {**GAP_STYLE, "hatch": None})
+        self._timeline = line
         (self._line,) = self._axes.plot(_centres(line), np.full(len(line.starts), np.nan), color="#2e7d32",
                                         linewidth=1.1)
+        x, y = _lone_steps(line, np.full(len(line.starts), np.nan))
+        (self._steps,) = self._axes.plot(x, y, color="#2e7d32", linewidth=1.6, solid_capstyle="butt")
 
     def draw(self, trend: np.ndarray) -> Markup:
         self._line.set_ydata(trend)
+        self._steps.set_ydata(_lone_steps(self._timeline, trend)[1])
         with rc_context(STYLE):
             return _svg(self._figure, "sparkline")

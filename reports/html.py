@@ -24,15 +24,19 @@ from reports.data import SessionData
 from reports.metrics import (AWAY_GAZE_WEIGHT, BASELINE_INTERVALS, EMOTION_WEIGHTS, ENGAGEMENT_SCALE,
                              FACING_GAZE_WEIGHT, MIN_CHANGE, NEGATIVE_EMOTIONS, KeyMoment, clock, default_interval,
                              engagement, key_moments, local_time, not_observed, observed_share, participants,
-                             timeline)
+                             plural, timeline)
 
 MAX_EVENTS = 50
 
 
 @dataclass(frozen=True)
 class Report:
+    """The page, its key moments, and ``summary``: what the page holds in a few words, for the line `fer-agent report`
+    prints ("16 participants, 1 key moment")."""
+
     html: str
     moments: list[KeyMoment]
+    summary: str = ""
 
 
 def _percent(value: float) -> str:
@@ -54,7 +58,8 @@ def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
-    environment.filters.update(clock=clock, percent=_percent, share_of_time=_share_of_time, local_time=local_time)
+    environment.filters.update(clock=clock, percent=_percent, share_of_time=_share_of_time, local_time=local_time,
+                               plural=plural)
     return environment
 
 
@@ -62,7 +67,7 @@ def render_report(data: SessionData, interval: float | None = None,
                   step: Callable[[str], None] = lambda _what: None) -> Report:
     """The report's HTML and its key moments; ``step`` is called with what comes next (for a progress display)."""
     info = data.info
-    interval = interval or default_interval(info.duration)
+    interval = interval or default_interval(info.duration, info.fps)
     step("aggregating")
     line = timeline(data, interval)
     people = participants(data, interval)
@@ -94,7 +99,7 @@ def render_report(data: SessionData, interval: float | None = None,
         facing_weight=FACING_GAZE_WEIGHT, away_weight=AWAY_GAZE_WEIGHT, scale=ENGAGEMENT_SCALE,
         colours=charts.COLOURS, version=installed_version(),
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))
-    return Report(html, moments)
+    return Report(html, moments, f"{plural(len(data.labels), 'participant')}, {plural(len(moments), 'key moment')}")
 
 
 def write_report(report: Report, path: str | Path) -> int:

@@ -48,9 +48,32 @@ def engagement(probabilities: np.ndarray, facing: np.ndarray) -> np.ndarray:
     return probabilities @ _WEIGHTS * gaze / ENGAGEMENT_SCALE
 
 
-def default_interval(duration: float) -> float:
-    """30-second intervals for classes up to 30 minutes, one minute for longer ones."""
-    return 30.0 if duration <= 30 * 60 else 60.0
+# The default interval by the session's length, so that every chart has about 10 to 60 points: (sessions shorter
+# than this many seconds, their interval); 30-second intervals up to 30 minutes, then one minute.
+INTERVALS = ((60.0, 2.0), (120.0, 5.0), (300.0, 10.0))
+
+
+def default_interval(duration: float, fps: float = 1.0) -> float:
+    """The interval the charts use unless one is chosen: 2 seconds for sessions under a minute, 5 under 2 minutes,
+    10 under 5 minutes, 30 up to 30 minutes and one minute beyond; never under two frames' time (at ``fps``), so no
+    interval of the session is left without a frame."""
+    interval = next((seconds for shorter, seconds in INTERVALS if duration < shorter),
+                    30.0 if duration <= 30 * 60 else 60.0)
+    least = 2.0 / fps if fps > 0 else 0.0
+    steps = sorted({seconds for _shorter, seconds in INTERVALS} | {30.0, 60.0})
+    return next((seconds for seconds in steps if seconds >= max(interval, least)), max(60.0, least))
+
+
+def plural(count: int | float, noun: str, many: str | None = None) -> str:
+    """The count with its noun, singular for exactly one: "1 key moment", "2 key moments", "1,200 frames", "1 match",
+    "2 matches" (nouns ending in s, x, z, ch or sh take "es"); ``many`` for an irregular plural."""
+    if count == 1:
+        return f"1 {noun}"
+    if many is None:
+        many = noun + ("es" if noun.endswith(("s", "x", "z", "ch", "sh")) else "s")
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    return f"{count:,} {many}"
 
 
 def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:

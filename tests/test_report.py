@@ -22,7 +22,9 @@ from agent.labels import EMOTIONS
 from agent.store import MIGRATIONS, Store
 from agent.synthetic_session import Episode, record_class
 from reports.data import load_session, open_database, select_sessions
-from reports.metrics import UNKNOWN_CAUSE, Gap, key_moments, not_observed, observed_share, timeline
+from reports.html import render_report
+from reports.metrics import (UNKNOWN_CAUSE, Gap, clock, default_interval, key_moments, not_observed, observed_share,
+                             plural, timeline)
 
 HOSTILE = "<script>alert(1)</script>"
 EPISODES = (Episode("negative", 240, 330), Episode("away", 540, 630))
@@ -85,6 +87,8 @@ def render(class_db: Path, session: int, folder: Path) -> Path:
     result = fer_agent("report", str(session), "--db", str(class_db), "-o", str(output))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"report of session {session}: {output} (")
+    participants, moments = re.search(r"(\d+) participants?, (\d+) key moments?\)", result.stdout).groups()
+    assert result.stdout.count(" 1 key moments") == 0 and (moments != "1" or "1 key moment)" in result.stdout)
     return output
 
 
@@ -511,3 +515,112 @@ def test_reader_schema_versions(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=rf"schema version {len(MIGRATIONS) + 1}, newer than this fer-agent knows "
                                          rf"\({len(MIGRATIONS)}\)"):
         open_database(path)
+
+
+# Sessions of any length: (minutes, participants, the interval chosen, the intervals that makes). The 3-minute class
+# has one episode of negative expressions, which is its one key moment.
+LENGTHS = ((20 / 60, 8, 2.0, 10), (3, 16, 10.0, 18), (90, 5, 60.0, 90))
+ONE_MOMENT = Episode("negative", 90, 130)
+
+
+@pytest.fixture(scope="module")
+def lengths_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sessions 1-3: a class of 20 seconds, one of 3 minutes (with ONE_MOMENT) and one of 90 minutes, as LENGTHS."""
+    path = tmp_path_factory.mktemp("lengths") / "lengths.db"
+    with Store(path) as store:
+        for minutes, people, _interval, _count in LENGTHS:
+            record_class(store, minutes, people, episodes=(ONE_MOMENT,) if minutes == 3 else ())
+    return path
+
+
+def test_the_default_interval_fits_the_session(lengths_db: Path) -> None:
+    assert [default_interval(seconds) for seconds in (10, 59, 60, 119, 120, 299, 300, 720, 1800, 1801, 5400)] == [
+        2, 2, 5, 5, 10, 10, 30, 30, 30, 60, 60]
+    # Never under two frames' time, so no interval is without a frame.
+    assert (default_interval(20, fps=0.5), default_interval(20, fps=0.2), default_interval(600, fps=0.2)) == (
+        5, 10, 30)
+    with closing(open_database(lengths_db)) as conn:
+        for session, (_minutes, _people, interval, count) in enumerate(LENGTHS, 1):
+            data = load_session(conn, session)
+            line = timeline(data, default_interval(data.info.duration, data.info.fps))
+            assert (line.interval, len(line.starts)) == (interval, count)
+            assert (line.frames > 0).all() and not np.isnan(line.engagement).any()
+
+
+def svg_points(d: str) -> np.ndarray:
+    """An SVG path's points (x, y)."""
+    return np.array([(float(x), float(y)) for x, y in re.findall(r"[MLC]\s*(-?[\d.]+)\s+(-?[\d.]+)", d)])
+
+
+def chart_paths(page, chart: str, selector: str) -> list[np.ndarray]:
+    return [svg_points(d) for d in page.eval_on_selector_all(f"svg.chart.{chart} {selector}",
+                                                              "paths => paths.map(p => p.getAttribute('d'))")]
+
+
+@pytest.mark.parametrize("session", [1, 2, 3], ids=["20s", "3min", "90min"])
+def test_reports_of_any_length_in_chromium(lengths_db: Path, browser, tmp_path: Path, session: int) -> None:
+    _minutes, people, interval, count = LENGTHS[session - 1]
+    path = render(lengths_db, session, tmp_path)
+    page, seen = open_page(browser, path)
+    assert seen == {"console": [], "errors": [], "requests": [path.as_uri()], "dialogs": []}
+    assert f"{clock(interval)} intervals" in page.inner_text("footer")
+    assert f"per {clock(interval)} interval" in page.inner_text("#mood figcaption")
+    assert page.locator("svg.chart").count() == 3
+    for chart in ("mood", "attention", "engagement"):
+        [axes] = chart_paths(page, chart, "g[id=patch_2] path")
+        left, right = axes[:, 0].min(), axes[:, 0].max()
+        width = right - left
+        if chart == "mood":
+            # Every expression's area runs the whole session and has a height somewhere.
+            areas = chart_paths(page, chart, "g[id^=FillBetweenPolyCollection] path")
+            assert len(areas) == len(EMOTIONS)
+            for area in areas:
+                assert area[:, 0].min() == pytest.approx(left, abs=0.01)
+                assert area[:, 0].max() == pytest.approx(right, abs=0.01)
+                assert np.ptp(area[:, 1]) > 0
+            continue
+        # Each data line goes through every interval's centre, from the first to the last.
+        lines = [points for points in chart_paths(page, chart, "g[id^=line2d] > path")
+                 if len(points) and points[:, 0].max() <= right + 0.01]
+        assert [len(points) for points in lines] == [count] * (2 if chart == "attention" else 1)
+        for points in lines:
+            assert np.ptp(points[:, 0]) == pytest.approx(width * (count - 1) / count, abs=0.05)
+            assert not np.isnan(points).any()
+    assert page.locator("#participants-table tbody tr").count() == people
+    text = page.inner_text("body")
+    assert not re.search(r"\b1 (key moments|participants|frames|points|stretches|intervals|faces)\b", text)
+    if session == 2:
+        assert "1 key moment below." in page.inner_text("#summary")
+        assert page.locator("#moments-table tbody tr").count() == 1
+        assert "The 1 stretch of the lecture" in page.inner_text("#moments")
+    page.close()
+
+
+def test_a_lone_interval_is_drawn(lengths_db: Path) -> None:
+    """The 20-second class in one minute-long interval: each line is one point, drawn as a step over the whole
+    interval (the whole axis), not a lone marker; the participants' trends too."""
+    with closing(open_database(lengths_db)) as conn:
+        data = load_session(conn, 1)
+    html = render_report(data, 60).html
+    for chart, count in (("attention", 2), ("engagement", 1)):
+        svg = re.search(rf'<svg class="chart {chart}".*?</svg>', html, re.S).group(0)
+        axes = svg_points(re.search(r'<g id="patch_2">\s*<path d="([^"]*)"', svg).group(1))
+        steps = [points for points in map(svg_points, re.findall(r'<g id="line2d_\d+">\s*<path d="([^"]*)"', svg))
+                 if len(points) == 2 and points[:, 0].min() == pytest.approx(axes[:, 0].min(), abs=0.01)]
+        assert len(steps) == count
+        assert all(np.ptp(points[:, 0]) == pytest.approx(np.ptp(axes[:, 0]), abs=0.01) for points in steps)
+    sparklines = re.findall(r'<svg class="sparkline".*?</svg>', html, re.S)
+    assert len(sparklines) == LENGTHS[0][1]
+    for sparkline in sparklines:
+        assert any(len(points) == 2 and np.ptp(points[:, 0]) > 100
+                   for points in map(svg_points, re.findall(r'<g id="line2d_\d+">\s*<path d="([^"]*)"', sparkline)))
+
+
+def test_counts_read_as_english(lengths_db: Path) -> None:
+    assert [plural(n, "key moment") for n in (0, 1, 2)] == ["0 key moments", "1 key moment", "2 key moments"]
+    assert (plural(1, "participant"), plural(1200, "frame"), plural(1.0, "point"), plural(3, "stretch")) == (
+        "1 participant", "1,200 frames", "1 point", "3 stretches")
+    assert plural(2, "person", "people") == "2 people"
+    with closing(open_database(lengths_db)) as conn:
+        built = render_report(load_session(conn, 2))
+    assert built.summary == "16 participants, 1 key moment"
