@@ -245,7 +245,7 @@ class Dashboard:
         summary = self.minutes.get(minute)
         if summary is None or not summary.frames:
             return f"{stamp} minute {minute + 1}: not observed"
-        parts = [f"{stamp} minute {minute + 1}: {summary.frames} frames",
+        parts = [f"{stamp} minute {minute + 1}: {summary.frames} frames observed",
                  f"faces {summary.faces / summary.frames:.1f} of {summary.tiles / summary.frames:.1f} places"]
         if summary.faces:
             parts += [f"facing {summary.facing / summary.faces:.0%}", f"negative {summary.negative / summary.faces:.0%}",

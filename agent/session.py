@@ -83,6 +83,15 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
     minute = None
     status, message = "finished", None
     live = Live(dashboard.render(), console=console, refresh_per_second=1, transient=False) if console else None
+
+    def tell(line: str, warning: bool) -> None:
+        """An event, once: a line of its own with ``say_events``, in the live view's events when it is drawn (the
+        dashboard holds it), else a warning in the log when it is one."""
+        if say and say_events:
+            say(line)
+        elif warning and live is None:
+            log.warning(line)
+
     last_refresh = 0.0
     if live:
         live.start()
@@ -107,9 +116,7 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
                 kind, detail = analysis.event
                 store.event(session_id, frame.time, kind, detail)
                 dashboard.view_event(frame.time, kind, detail)
-                if say and say_events:
-                    say(f"{frame.time:.0f} s: {kind.replace('_', ' ')}: {detail}")
-                (log.warning if kind == "view_lost" else log.info)("%s: %s", kind, detail)
+                tell(f"{frame.time:.0f} s: {kind.replace('_', ' ')}: {detail}", warning=kind == "view_lost")
             store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.observed,
                               milliseconds)
             frames += 1
@@ -125,7 +132,7 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
                 detail = f"no face found for {frame.time - last_face_time:.0f} s"
                 store.event(session_id, frame.time, "no_faces", detail)
                 dashboard.note(f"{frame.time:.0f} s: {detail}; is the call on screen?")
-                log.warning("%s; is the call on screen?", detail)
+                tell(f"{frame.time:.0f} s: {detail}; is the call on screen?", warning=True)
             dashboard.update(analysis, tracked, milliseconds, frame.dropped)
             if live and time.monotonic() - last_refresh >= 1.0:
                 live.update(dashboard.render(), refresh=True)
