@@ -191,10 +191,16 @@ class Dashboard:
         faces = [o for o in observations if o.face is not None]
         facing = sum(bool(o.facing) for o in faces)
         places = len(observations)
-        return fit([Text("attention", style="bold"),
-                    f"faces found {len(faces)} of {places} places" + (f" ({len(faces) / places:.0%})" if places else ""),
-                    f"facing screen {facing} of {len(faces)} faces" + (f" ({facing / len(faces):.0%})" if faces else ""),
-                    f"participants {len({t.participant.number for t in self.tracked})} now"], width)
+        people = len({t.participant.number for t in self.tracked})
+        found = f" ({len(faces) / places:.0%})" if places else ""
+        turned = f" ({facing / len(faces):.0%})" if faces else ""
+        full = [Text("attention", style="bold"), f"faces found {len(faces)} of {places} places{found}",
+                f"facing screen {facing} of {len(faces)} faces{turned}", f"participants {people} now"]
+        if sum(len(str(part)) + 2 for part in full) <= width:
+            return fit(full, width)
+        return fit([Text("attention", style="bold"), f"faces {len(faces)}/{places}{found}",
+                    f"facing {facing}/{len(faces)}{turned}",
+                    f"{people} participant{'s' if people != 1 else ''}"], width)
 
     def _trend(self, width: int) -> list[Text]:
         if not self.minutes:

@@ -184,7 +184,7 @@ def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env:
     lines = screen.rstrip("\n").split("\n")
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, screen
     assert "fer-agent  session 1" in screen and "sees the class: 18 faces" in screen, screen
-    assert "attention" in screen and "participants (pseudonymous)" in screen, screen
+    assert "attention" in screen and "facing" in screen and "participants (pseudonymous)" in screen, screen
     assert len(set(re.findall(r"\bP(\d+) ", screen))) == 18, screen
 
 

@@ -56,7 +56,9 @@ def test_the_view_fits_the_terminal(width: int, height: int, count: int) -> None
     lines = text.rstrip("\n").split("\n")
     assert len(lines) < height and max(len(line) for line in lines) <= width
     assert "sees the class" in text and "data: /home/teacher" in text
-    assert f"faces found {analysis.faces} of {count} places" in text
+    # The attention line whole: in its long form where it fits, its short form where it does not.
+    assert (f"faces found {analysis.faces} of {count} places" in text and "facing screen" in text) or (
+        f"faces {analysis.faces}/{count}" in text and "facing " in text), text
     labels = re.findall(r"\bP(\d+) ", text)
     shown = [int(label) for label in labels]
     more = re.search(r"\+(\d+) more", text)
