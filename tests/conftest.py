@@ -86,24 +86,35 @@ def detector_env(detector_model_path: Path, discovery_model_path: Path) -> dict:
     return env
 
 
+def start_xvfb(screen: str = "1920x1080x24"):
+    """A real X server (Xvfb) on a free display: (process, ":N"). Xvfb picks the number itself and writes it to a
+    pipe, so another X server (another test run) on this machine is left alone."""
+    import os
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(["Xvfb", "-displayfd", str(write_end), "-screen", "0", screen, "-nolisten", "tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_end,))
+    os.close(write_end)
+    number = b""
+    with os.fdopen(read_end, "rb") as written:
+        while not number.endswith(b"\n"):
+            chunk = written.read(1)
+            if not chunk:
+                process.kill()
+                pytest.fail("Xvfb did not start")
+            number += chunk
+    return process, f":{int(number)}"
+
+
 @pytest.fixture(scope="session")
 def xvfb_display():
     """A real X display (Xvfb, 1920x1080) for screen-capture tests; skipped where Xvfb is not installed."""
     import shutil
-    import subprocess
-    import time
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (.ci/run installs the Debian package xvfb)")
-    display = ":93"
-    process = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("Xvfb did not start")
-        time.sleep(0.1)
+    process, display = start_xvfb()
     yield display
     process.terminate()
     process.wait(timeout=10)

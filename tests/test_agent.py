@@ -19,6 +19,7 @@ import pytest
 
 from agent.labels import EMOTIONS
 from agent.synthetic import participants_from_faces, render_gallery
+from tests.conftest import start_xvfb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -257,14 +258,8 @@ def test_monitor_that_disappears(happy_faces: np.ndarray, detector_env: dict, tm
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (.ci/run installs the Debian package xvfb)")
-    display = ":95"
-    server = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, display = start_xvfb("1280x720x24")
     try:
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{display[1:]}").exists():
-            assert time.monotonic() < deadline, "Xvfb did not start"
-            time.sleep(0.1)
         database = tmp_path / "class.db"
         process = spawn("start", "--db", str(database), "--quiet", env={**detector_env, "DISPLAY": display})
         wait_for_frames(database, 2, process)
