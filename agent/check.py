@@ -17,11 +17,9 @@ SMALL_FACE = 32
 
 @dataclass(frozen=True)
 class Sight:
-    """One capture's summary: the picture's size, the faces in reading order (P1, P2, ... as a session would number
-    them), the rows they sit in, and advice when something looks wrong."""
+    """One capture's summary: the faces in reading order (P1, P2, ... as a session would number them), the rows they
+    sit in, and advice when something looks wrong."""
 
-    width: int
-    height: int
     faces: list[Observation]
     rows: list[int]
     advice: list[str]
@@ -35,7 +33,7 @@ class Sight:
         return f"{len(self.rows)} rows of " + ", ".join(str(count) for count in self.rows) + " faces"
 
 
-def describe(observations: list[Observation], width: int, height: int) -> Sight:
+def describe(observations: list[Observation]) -> Sight:
     rows = [len(row) for row in reading_rows(observations, lambda o: o.face.box)]
     advice = []
     if not observations:
@@ -45,7 +43,7 @@ def describe(observations: list[Observation], width: int, height: int) -> Sight:
     if small:
         advice.append(f"{len(small)} faces are under {SMALL_FACE} px wide: a larger call window, or fewer tiles per "
                       "page, gives the expression model more to read")
-    return Sight(width, height, observations, rows, advice)
+    return Sight(observations, rows, advice)
 
 
 def annotate(image: np.ndarray, observations: list[Observation]) -> np.ndarray:

@@ -428,7 +428,7 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
         faces = analyzer.find(frame.image)
     height, width = frame.image.shape[:2]
-    sight = describe(faces, width, height)
+    sight = describe(faces)
     console = Console()
     console.print(f"[bold]{frame.name}[/]: {width}x{height} pixels, {len(faces)} faces found ({sight.layout})")
     if faces:

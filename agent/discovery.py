@@ -15,7 +15,6 @@ the old exporter listed among the graph's inputs are taken out of them, so onnxr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,6 @@ import numpy as np
 from agent.detector import KEYPOINTS, Face
 from agent.errors import DetectorModelError
 from agent.runtime import quiet_session_options
-
-log = logging.getLogger(__name__)
 
 INPUT = "input.1"
 # heatmap [1, 1, h, w], log box size [1, 2, h, w], centre offset [1, 2, h, w], 5 landmarks [1, 10, h, w]

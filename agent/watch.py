@@ -9,7 +9,7 @@ box (``agent.finder``). Each frame:
    detector; the others are searched again, the most changed first, at most ``MAX_FOLLOW`` per frame (the rest keep
    their box for a frame). A place whose face is not found (turned away, camera off, left) stays a place without a
    face for ``ABSENT_SECONDS``, then is given up.
-2. **Discovery** (CenterFace over the whole screen, about 0.2 s of CPU at 1920x1080) runs on the first frame; when
+2. **Discovery** (CenterFace over the whole screen, about 0.3 s of CPU at 1920x1080) runs on the first frame; when
    the picture changed away from the known faces and ``DISCOVERY_SECONDS`` have passed (a participant who joins is
    found within that time); at once when faces vanish together or most of the screen changes (a gallery reorders,
    a page flips, a panel opens, the view switches). A screen that does not change (a still slide, the desktop) costs
@@ -55,6 +55,8 @@ VANISHED_SHARE = 0.5
 # place's last face centre, and their looks (8x6 colour grids of the squares) differ by at most LOOK_LEVELS.
 SAME_FACE_DISTANCE = 0.6
 LOOK_LEVELS = 30.0
+# How much of a place's look each discovery renews (lighting and posture drift slowly).
+LOOK_UPDATE = 0.2
 THUMBNAIL = (16, 16)
 
 
@@ -75,6 +77,19 @@ class Place:
 
     def square(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
         return square_around(self.box, shape)
+
+    def seen_again(self, look: np.ndarray, time: float) -> None:
+        """Discovery saw this place's face at ``time``, with the ``look`` around it."""
+        self.seen, self.still_frames = time, 0
+        self.look = (1 - LOOK_UPDATE) * self.look + LOOK_UPDATE * look
+
+    def found_again(self, image: np.ndarray, face: Face, look: np.ndarray, time: float) -> None:
+        """Discovery found this place's face again as ``face`` in ``image`` (it had lost it, or it moved)."""
+        if self.face is None or self.face.box != face.box:
+            self.fresh = True
+        self.face, self.box = face, face.box
+        self.thumbnail = _thumbnail(image, self.square(image.shape))
+        self.seen_again(look, time)
 
 
 @dataclass(frozen=True)
@@ -128,9 +143,9 @@ class Watcher:
         discovered = False
         urgent = sudden or upheaval or self._discovered_at is None
         if urgent or (self._pending is None and self._discovery_due(small, time)):
+            self._discovered_at, self._small_at_discovery = time, small
             if urgent or self._background is None:
                 self._drop_pending()
-                self._discovered_at, self._small_at_discovery = time, small
                 found = self._discover(image, time, self.finder.centerface(image), check_looks=upheaval)
                 discovered = True
                 event = self._judge_view(found, sudden, upheaval)
@@ -139,7 +154,6 @@ class Watcher:
                     # longer there (a reorder, another page or view), not a camera switched off.
                     self.places = [place for place in self.places if place.face is not None]
             else:
-                self._discovered_at, self._small_at_discovery = time, small
                 self._pending = self._background.submit(self.finder.centerface, image.copy())
         elif self._pending is not None and self._pending.done():
             found = self._discover(image, time, self._pending.result(), check_looks=False)
@@ -196,12 +210,13 @@ class Watcher:
                                 ) -> tuple[np.ndarray, np.ndarray]:
         """The blocks that changed away from the places' squares, and the blocks away from them: what moves
         inside a square is its face's own business (an expression, a nod), followed there."""
-        outside = np.ones_like(_changed_blocks(before, before))
+        changed = _changed_blocks(before, after)
+        outside = np.ones_like(changed)
         size = SMALL_SCALE * BLOCK
         for place in self.places:
             x, y, side = place.square(shape)
             outside[max(y // size, 0):(y + side) // size + 1, max(x // size, 0):(x + side) // size + 1] = False
-        return _changed_blocks(before, after) & outside, outside
+        return changed & outside, outside
 
     def _discover(self, image: np.ndarray, time: float, centerface: list[Face], check_looks: bool) -> list[Face]:
         """Discovery's faces (CenterFace's ``centerface``, from this frame or a recent one) matched to the places;
@@ -218,8 +233,7 @@ class Watcher:
             if followed is not None:
                 # Followed without a break this frame: BlazeFace already has this face.
                 unmatched.remove(followed)
-                followed.seen, followed.still_frames = time, 0
-                followed.look = 0.8 * followed.look + 0.2 * look_of(image, followed.box)
+                followed.seen_again(look_of(image, followed.box), time)
                 found.append(followed.face)
                 continue
             face = self.finder.settle(image, discovered)
@@ -238,12 +252,7 @@ class Watcher:
                                          _thumbnail(image, square_around(face.box, image.shape)), look, time))
                 continue
             unmatched.remove(match)
-            if match.face is None or match.face.box != face.box:
-                match.fresh = True
-            match.face, match.box, match.seen = face, face.box, time
-            match.look = 0.8 * match.look + 0.2 * look
-            match.thumbnail = _thumbnail(image, match.square(image.shape))
-            match.still_frames = 0
+            match.found_again(image, face, look, time)
         claimed = [face.box for face in found]
         # A place without its face where another face now is was taken over.
         self.places = [place for place in self.places if place.face is not None or not any(
