@@ -86,7 +86,8 @@ def crop_square(image: np.ndarray, x: int, y: int, side: int) -> np.ndarray:
     if (x0, y0, x1, y1) == (x, y, x + side, y + side):
         return inside
     square = np.zeros((side, side) + image.shape[2:], dtype=image.dtype)
-    square[y0 - y:y1 - y, x0 - x:x1 - x] = inside
+    if x0 < x1 and y0 < y1:
+        square[y0 - y:y1 - y, x0 - x:x1 - x] = inside
     return square
 
 

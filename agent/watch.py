@@ -132,10 +132,15 @@ class Watcher:
                                                 max(image.shape[0] // SMALL_SCALE, 1)),
                                         interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY).astype(np.float32)
         started = clock.perf_counter()
+        resized = self._small is not None and self._small.shape != small.shape
+        if resized:
+            # A picture of another size (a resized window, the next screenshot of a folder): the places' boxes are of
+            # the old picture. Discovery finds the faces again, and the tracker matches them to who they were.
+            self.places = []
         vanished = self._follow(image, time)
         followed = clock.perf_counter()
-        upheaval = False
-        if self._small is not None and self._small.shape == small.shape:
+        upheaval = resized
+        if self._small is not None and not resized:
             changed, outside = self._changed_outside_places(self._small, small, image.shape)
             upheaval = bool(outside.any()) and changed.sum() >= UPHEAVAL_SHARE * outside.sum()
         sudden = len(vanished) >= max(VANISHED_FACES, VANISHED_SHARE * self._found_before)

@@ -156,6 +156,25 @@ def test_every_real_screenshot_as_a_session_has_one_participant_per_face(
         assert len(labels[0]) <= len(truth["faces"]) + len(truth["optional"]), name
 
 
+def test_screenshots_of_different_sizes_in_one_session(detector_model_path: Path, discovery_model_path: Path,
+                                                      real_screenshots: dict) -> None:
+    """A folder of real screenshots of different sizes analysed as one session (as `start --source folder/` does):
+    each picture's faces are found on that picture, none of the places of the picture before is looked for in it."""
+    names = sorted(real_screenshots)
+    assert len({read_rgb(GALLERIES / name).shape for name in names}) > 1
+    with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL) as analyzer:
+        for second, name in enumerate(names + names[:1]):
+            image = read_rgb(GALLERIES / name)
+            analysis = analyzer.analyze(Frame(image, float(second), name))
+            boxes = [o.face.box for o in analysis.observations if o.face is not None]
+            truth = real_screenshots[name]
+            hits, false, twice = score(truth, boxes)
+            assert (false, twice) == (0, 0), name
+            assert hits >= 0.9 * len(truth["faces"]), name
+            assert all(0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
+                       for x, y, w, h in (o.tile.box for o in analysis.observations)), name
+
+
 def test_tile_boxes_fill_a_partial_last_row_centred() -> None:
     boxes = tile_boxes(7, 1920, 1080)
     assert len(boxes) == 7
