@@ -5,6 +5,11 @@
 longer than a frame's interval, the ticks it missed are skipped (never queued) and counted in the next frame's
 ``dropped``, so the agent never falls behind. File sources yield as fast as they are consumed, video frames sampled
 at ``fps`` of video time.
+
+Bad input never passes for good: a video whose decoding stops short of the length it declares ends with a
+CaptureError; still images are read with Pillow, so a truncated one is an error (not half a grey picture); a folder
+skips the files it cannot read (``take_skipped``) and goes on. Every frame larger than 8K is scaled down to it, its
+``scale`` kept so that boxes can be given in the original's pixels.
 """
 
 from __future__ import annotations
@@ -12,37 +17,99 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from agent.errors import CaptureError
+from agent.errors import CaptureError, UnreadableImageError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Frames above 8K (7680x4320) pixels are scaled down to it before analysis (a 20000x20000 screenshot otherwise takes
+# gigabytes and tens of seconds); an image that would need more than MAX_DECODED_PIXELS decoded (200 MB; after a
+# JPEG's reduced-scale decoding) is refused as unreadable.
+MAX_PIXELS = 7680 * 4320
+MAX_DECODED_PIXELS = 2 * MAX_PIXELS
+# Formats Pillow registers that are videos: OpenCV reads them, frame by frame.
+PILLOW_VIDEO_SUFFIXES = frozenset({".mpg", ".mpeg", ".fli", ".flc"})
+# Rows of a picture converted to an array at a time.
+STRIP_ROWS = 512
+
+
+def _still_image_suffixes() -> tuple[str, ...]:
+    """The file suffixes (lower case) of the still-image formats Pillow can open and decode, less its videos and its
+    identify-only stubs (HDF5, GRIB, WMF on Linux, ...)."""
+    Image.init()
+    decodable = {name for name, (factory, _accept) in Image.OPEN.items()
+                 if not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))}
+    return tuple(sorted(suffix for suffix, name in Image.registered_extensions().items()
+                        if name in decodable and suffix.lower() not in PILLOW_VIDEO_SUFFIXES))
+
+
+IMAGE_SUFFIXES = _still_image_suffixes()
 
 
 @dataclass(frozen=True)
 class Frame:
     """One RGB uint8 [H, W, 3] frame; ``time`` in seconds from the start of the source (video time for videos);
     ``dropped``: frames skipped just before this one because the agent was busy; ``name``: where it came from;
-    ``capture_ms``: how long reading it took (screen grab, decoding)."""
+    ``capture_ms``: how long reading it took (screen grab, decoding); ``scale``: the original picture's pixels per
+    pixel of ``image`` (above 1 when a picture larger than 8K was scaled down to :data:`MAX_PIXELS`)."""
 
     image: np.ndarray
     time: float
     name: str
     dropped: int = 0
     capture_ms: float = 0.0
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
             raise ValueError(f"image: expected uint8 [H, W, 3], got {self.image.dtype} {self.image.shape}")
         if self.dropped < 0:
             raise ValueError(f"dropped: expected >= 0, got {self.dropped}")
+        if not (math.isfinite(self.scale) and self.scale >= 1.0):
+            raise ValueError(f"scale: expected a finite number >= 1 (pictures are only scaled down), got {self.scale}")
+
+    def original_box(self, box) -> list[int]:
+        """A box [x, y, w, h] in this frame's pixels, in the original picture's pixels."""
+        return [round(value * self.scale) for value in box]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of a folder that could not be read, and was skipped: ``name`` (its path), ``reason`` (a few words),
+    ``time`` (where its frame would have been, in seconds from the start of the source)."""
+
+    name: str
+    reason: str
+    time: float
+
+
+def take_skipped(source) -> list[SkippedFile]:
+    """The files ``source`` skipped since the last call (only a folder of images skips files), oldest first."""
+    skipped = getattr(source, "skipped", None)
+    if not skipped:
+        return []
+    taken = list(skipped)
+    skipped.clear()
+    return taken
+
+
+def bounded(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """``image`` scaled down (INTER_AREA) to at most :data:`MAX_PIXELS` pixels when it is larger, and the original's
+    pixels per pixel of the result (1.0 when it was not scaled)."""
+    height, width = image.shape[:2]
+    if height * width <= MAX_PIXELS:
+        return image, 1.0
+    factor = math.sqrt(height * width / MAX_PIXELS)
+    size = (max(1, int(width / factor)), max(1, int(height / factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), max(width, height) / max(size)
 
 
 def parse_region(text: str) -> tuple[int, int, int, int]:
@@ -87,8 +154,8 @@ def _paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray]) -> Iter
     while True:
         missed = pace.wait()
         grab_started = time.perf_counter()
-        image = grab()
-        yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started))
+        image, scale = bounded(grab())
+        yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started), scale)
 
 
 class ScreenSource:
@@ -189,12 +256,15 @@ class VideoSource:
         self.fps = fps
         self.video_fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.duration = frame_count / self.video_fps if self.video_fps > 0 else None
+        # The length the file declares (None when it declares none).
+        self.duration = frame_count / self.video_fps if self.video_fps > 0 and frame_count > 0 else None
 
     def expected_frames(self) -> int | None:
         return None if self.duration is None else math.ceil(self.duration * self.fps)
 
     def frames(self) -> Iterator[Frame]:
+        """The sampled frames; a video whose decoding stops clearly short of the length it declares (damaged, or cut
+        short: a recording that was still being written or copied) ends with a CaptureError after its last frame."""
         interval = 1.0 / self.fps
         next_time = 0.0
         index = 0
@@ -208,39 +278,69 @@ class VideoSource:
             if not ok:
                 raise CaptureError(f"{self.path}: cannot decode the frame at {position:.1f} s (corrupt video?)")
             next_time += interval * (int((position - next_time) / interval) + 1)
+            image, scale = bounded(image)
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            yield Frame(image, position, f"{self.path}@{position:.2f}s", capture_ms=_since(read_started))
+            yield Frame(image, position, f"{self.path}@{position:.2f}s", capture_ms=_since(read_started), scale=scale)
             read_started = time.perf_counter()
+        self._check_complete(index)
+
+    def _check_complete(self, decoded: int) -> None:
+        """Raise when ``decoded`` frames fall clearly short of the declared length. Some containers only estimate
+        their frame count (from the duration and the frame rate), so up to max(1 s, 2% of it) missing is normal."""
+        if self.duration is None or self.video_fps <= 0:
+            return
+        reached = decoded / self.video_fps
+        if self.duration - reached > max(1.0, 0.02 * self.duration):
+            stopped = max(decoded - 1, 0) / self.video_fps
+            raise CaptureError(f"{self.path}: the video stopped at {_clock(stopped)} of its {_clock(self.duration)}: "
+                               "the file is damaged or cut short")
 
     def close(self) -> None:
         self._capture.release()
 
 
 class ImageSource:
-    """One image file, or every image in a folder (sorted by name), one frame each, ``time`` = their order / fps."""
+    """One image file, or every image in a folder (sorted by name), one frame each, ``time`` = their order / fps.
+
+    In a folder, a file that cannot be read (not an image, truncated, too large) is skipped: it is added to
+    ``skipped`` (see :func:`take_skipped`) and the next one is read; only a folder where no image at all can be read
+    is an error. A single image that cannot be read is an error."""
 
     live = False
 
     def __init__(self, path: Path, fps: float = 1.0) -> None:
-        if path.is_dir():
+        self.folder = path.is_dir()
+        if self.folder:
             self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
             if not self.paths:
-                raise CaptureError(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+                raise CaptureError(f"{path}: no images in this folder (png, jpg, bmp, webp, tif, gif, ...)")
         elif path.is_file():
             self.paths = [path]
         else:
             raise CaptureError(f"{path}: no such file or folder")
         self.name = str(path)
         self.fps = fps
+        self.skipped: list[SkippedFile] = []
 
     def expected_frames(self) -> int:
         return len(self.paths)
 
     def frames(self) -> Iterator[Frame]:
+        read = 0
         for index, path in enumerate(self.paths):
             read_started = time.perf_counter()
-            image = read_image(path)
-            yield Frame(image, index / self.fps, str(path), capture_ms=_since(read_started))
+            try:
+                image, scale = load_image(path)
+            except UnreadableImageError as error:
+                if not self.folder:
+                    raise
+                log.debug("skipped %s: %s", path, error.reason)
+                self.skipped.append(SkippedFile(str(path), error.reason, index / self.fps))
+                continue
+            read += 1
+            yield Frame(image, index / self.fps, str(path), capture_ms=_since(read_started), scale=scale)
+        if self.folder and not read:
+            raise CaptureError(f"{self.name}: none of its {len(self.paths)} images can be read")
 
     def close(self) -> None:
         pass
@@ -250,12 +350,106 @@ def _since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def _clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 def read_image(path: Path) -> np.ndarray:
-    """An image file as RGB uint8 [H, W, 3]."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise CaptureError(f"{path}: cannot read this image (corrupt, or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """An image file as RGB uint8 [H, W, 3], scaled down to :data:`MAX_PIXELS` when it is larger (see
+    :func:`load_image`)."""
+    return load_image(path)[0]
+
+
+def load_image(path: Path) -> tuple[np.ndarray, float]:
+    """An image file as RGB uint8 [H, W, 3] (EXIF orientation applied; 16-bit grey scaled to 8 bit; the first frame
+    of an animation), and the original's pixels per pixel of it: a picture larger than :data:`MAX_PIXELS` is scaled
+    down to it, a JPEG decoded at a reduced scale (1/2, 1/4, 1/8) first. Raises :class:`UnreadableImageError` for a
+    file that is not an image Pillow can read, a truncated one, and one that would need more than
+    :data:`MAX_DECODED_PIXELS` decoded."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow's warnings (odd palettes, EXIF quirks) are not the user's concern; errors are.
+            warnings.simplefilter("ignore")
+            decoded, original = _decode(path)
+    except UnidentifiedImageError:
+        raise _unreadable(path, "not an image, or a format fer-agent cannot read") from None
+    except Image.DecompressionBombError as error:
+        raise _unreadable(path, f"too large to read ({error})") from None
+    except MemoryError:
+        raise _unreadable(path, "not enough memory to decode it") from None
+    except OSError as error:
+        text = str(error)
+        if "truncated" in text.lower():
+            reason = "the file is truncated: an incomplete copy or download?"
+        else:
+            reason = error.strerror or text or type(error).__name__
+        raise _unreadable(path, reason) from None
+    except (ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        # Pillow's plugins report malformed files with these too.
+        raise _unreadable(path, f"corrupt ({str(error) or type(error).__name__})") from None
+    image, _ = bounded(decoded)
+    # From the size the file declares, so that a JPEG decoded at a reduced scale counts too; the longer sides, as EXIF
+    # orientation may have turned the picture.
+    return image, max(1.0, max(original) / max(image.shape[:2]))
+
+
+def _unreadable(path: Path, reason: str) -> UnreadableImageError:
+    return UnreadableImageError(f"{path}: cannot read this image ({reason})", path=str(path), reason=reason)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pillow's decoding of ``path``: the RGB uint8 array, and the picture's size as the file declares it."""
+    # Pillow's own decompression-bomb check refuses (or warns about) pictures over ~90 M pixels before anything is
+    # decoded; a JPEG that large is fine here (decoded at a reduced scale), so the size is checked below instead.
+    # Set for this call only: nothing else in the agent opens images on another thread meanwhile.
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        picture = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with picture:
+        original = picture.size
+        width, height = original
+        if width * height > MAX_DECODED_PIXELS:
+            # JPEG only (a no-op for other formats): decode at the mildest of 1/2, 1/4, 1/8 that fits within
+            # MAX_DECODED_PIXELS (Pillow's draft picks the strongest reduction still at least the size asked for).
+            reduction = next((r for r in (2, 4, 8) if width * height / r ** 2 <= MAX_DECODED_PIXELS), 8)
+            picture.draft(None, (max(1, math.ceil(width / reduction)), max(1, math.ceil(height / reduction))))
+        decoded_width, decoded_height = picture.size
+        if decoded_width * decoded_height > MAX_DECODED_PIXELS:
+            raise _unreadable(path, f"{width}x{height} pixels, too large to read: scale it down to at most "
+                                    f"{MAX_DECODED_PIXELS / 1e6:.0f} million pixels")
+        picture.load()
+        ImageOps.exif_transpose(picture, in_place=True)
+        return _rgb(picture), original
+
+
+def _rgb(picture: Image.Image) -> np.ndarray:
+    """A loaded Pillow picture as RGB uint8 [H, W, 3]. Deeper greys are scaled to 8 bit, not clipped: 16-bit ones
+    (PNG, TIFF) by 1/257 as OpenCV's imread does, others (32-bit integers, floats) from their own range."""
+    if picture.mode.startswith("I") or picture.mode == "F":
+        grey = np.asarray(picture).astype(np.float64)
+        low, high = (float(grey.min()), float(grey.max())) if grey.size else (0.0, 0.0)
+        if picture.mode.startswith("I;16") or (picture.mode == "I" and low >= 0 and 255 < high <= 65535):
+            grey = grey / 257.0
+        elif picture.mode == "F" and low >= 0 and high <= 1:
+            grey = grey * 255.0
+        elif low < 0 or high > 255:
+            grey = (grey - low) * (255.0 / (high - low))
+        grey = np.rint(grey).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+    # Strip by strip: a large picture is then held once more (as the array), not two or three times (Pillow's copy of
+    # it in another mode, and the bytes numpy's conversion goes through).
+    width, height = picture.size
+    array = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, STRIP_ROWS):
+        strip = picture.crop((0, top, width, min(top + STRIP_ROWS, height)))
+        array[top:top + strip.height] = np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+    return array
 
 
 def open_source(spec: str, fps: float = 1.0, region: str | None = None):
