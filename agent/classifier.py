@@ -40,6 +40,15 @@ def read_contract(session: ort.InferenceSession, source: str) -> ModelContract:
         raise ModelError(f"{source}: expected input shape [N, 1, S, S], got {shape}")
     if inputs[0].type != "tensor(float)":
         raise ModelError(f"{source}: expected a float32 input, got {inputs[0].type}")
+    fixed = [f"{role} batch is fixed at {values[0]}" for role, values in (("input", shape),
+                                                                          ("output", outputs[0].shape))
+             if values and isinstance(values[0], int)]
+    if fixed:
+        # The faces of a frame go through the model in one batch: a fixed batch would pass here and fail at the first
+        # frame with more faces than it.
+        raise ModelError(f"{source}: its {' and its '.join(fixed)}, but fer-agent classifies all the faces of a frame "
+                         "in one batch: re-export the model with a dynamic batch axis (the first dimension of its "
+                         "input and output; `fer-agent export-model` does)")
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     for key in (LABELS_KEY, VERSION_KEY):
         if key not in metadata:

@@ -1,27 +1,31 @@
 """The ``fer-agent`` command line: a thin click layer over library calls.
 
-Library errors (:class:`FerAgentError`) become one line on stderr and exit code 1; ``--debug`` shows the traceback.
+Library errors (:class:`FerAgentError`) become one line on stderr and exit code 1; so does an error nobody expected (a
+bug), as one line that says so; ``--debug`` shows the traceback. Numeric options refuse nan and infinities as usage
+errors (exit code 2).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import sys
-from contextlib import closing
 from pathlib import Path
 
 import click
 
 from agent import installed_version
-from agent.errors import FerAgentError
+from agent.errors import FerAgentError, unexpected_error
 from agent.paths import default_emotion_model, model_card_for, model_test_accuracy
 
 log = logging.getLogger("agent")
 
 
 class FerAgentGroup(click.Group):
-    """Turns library errors into one clear line, unless --debug asks for the traceback."""
+    """Turns library errors into one clear line, and any other error (a bug) into one line that says so, unless --debug
+    asks for the traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -30,6 +34,19 @@ class FerAgentGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise  # usage errors, a declined confirmation, --help: click's own
+        except Exception as error:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            if isinstance(error, OSError) and error.errno == errno.EPIPE:
+                raise  # the output's reader went away: click ends quietly
+            notes = "; ".join(" ".join(note.split()) for note in getattr(error, "__notes__", ()))
+            command = f"fer-agent --debug {ctx.invoked_subcommand} ..." if ctx.invoked_subcommand else \
+                "fer-agent --debug ..."
+            click.echo(f"error: {unexpected_error(error)}{f' ({notes})' if notes else ''}: this is a bug; run the same "
+                       f"command as `{command}` for the traceback and report it", err=True)
             sys.exit(1)
 
 
@@ -55,6 +72,19 @@ def _require_training_extra() -> None:
         ) from error
 
 
+class FiniteFloat(click.FloatRange):
+    """A number option: click's FloatRange (an optional range) that also refuses nan, inf and -inf, which float()
+    takes and which would reach the session as a crash or a run without end. Every float option uses it."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int]:
     try:
         blocks = [int(v) for v in value.split(",")]
@@ -77,16 +107,17 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
               help="Train on FER+ vote distributions or on the original single FER-2013 labels.")
 @click.option("--epochs", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=0.1, show_default=True, type=float, help="Peak learning rate of the one-cycle schedule.")
-@click.option("--weight-decay", default=5e-4, show_default=True, type=float)
-@click.option("--label-smoothing", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--lr", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Peak learning rate of the one-cycle schedule.")
+@click.option("--weight-decay", default=5e-4, show_default=True, type=FiniteFloat(min=0))
+@click.option("--label-smoothing", default=0.0, show_default=True, type=FiniteFloat(0, 1))
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default="none",
               show_default=True, help="Weight the loss by inverse (or inverse square root) class frequency.")
 @click.option("--width", default=16, show_default=True, type=click.IntRange(min=1),
               help="Channels of the first stage (doubled at each later stage).")
 @click.option("--blocks", default="1,1,2", show_default=True, callback=_parse_blocks,
               help="Residual blocks per stage, comma-separated.")
-@click.option("--dropout", default=0.3, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--dropout", default=0.3, show_default=True, type=FiniteFloat(0, 1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N faces of each split (quick runs).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
@@ -243,13 +274,17 @@ def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | N
         seconds = float(text[:-1] if scale else text) * (scale or 1)
     except ValueError:
         raise click.BadParameter(f"expected seconds or a number with s, m or h (90m, 1.5h), got {value!r}") from None
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"expected a finite duration (without --duration it runs until stopped), got "
+                                 f"{value!r}")
     if seconds <= 0:
         raise click.BadParameter(f"expected a duration > 0, got {value!r}")
     return seconds
 
 
 def _source_options(command):
-    command = click.option("--fps", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+    # At least one frame in 10000 s (2.8 hours): the interval between frames must be a time the clock can sleep.
+    command = click.option("--fps", default=1.0, show_default=True, type=FiniteFloat(min=0.0001),
                            help="Frames per second: screen captures per second, or samples per second of video.")(command)
     command = click.option("--detector-model", type=click.Path(dir_okay=False),
                            help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
@@ -286,9 +321,9 @@ def _database_path(database: str | None) -> Path:
 
 def _load_session(database: str | None, session: int | None):
     """The session's data (the latest session when ``session`` is None), read from the database read-only."""
-    from reports.data import load_session, open_database
+    from reports.data import load_session, reading
 
-    with closing(open_database(_database_path(database))) as conn:
+    with reading(_database_path(database)) as conn:
         return load_session(conn, session)
 
 
@@ -304,7 +339,7 @@ def _load_session(database: str | None, session: int | None):
 @click.option("--plain", is_flag=True,
               help="No redrawing: one line per minute and one per event, for a pipe or a log (the default when the "
                    "output is not a terminal).")
-@click.option("--no-face-minutes", default=2.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--no-face-minutes", default=2.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Record a no_faces event after this many minutes without a face.")
 @_source_options
 def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool, plain: bool,
@@ -336,8 +371,9 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     previous = {number: signal.signal(number, stop) for number in reasons}
     try:
-        with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
-                Store(path) as store:
+        # The database first: a file that cannot be written to is refused before the models load.
+        with Store(path) as store, \
+                _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
                 model_accuracy=model_test_accuracy(Path(model_path)),
@@ -354,6 +390,8 @@ def start(source: str, region: str | None, duration: float | None, database: str
                    + (f" ({summary.message})" if summary.message else ""))
         click.echo(f"data: {summary.database}")
         click.echo(f"report: fer-agent report {summary.session_id} --db {summary.database}")
+        if summary.skipped:
+            click.echo(_skipped_line(summary.skipped), err=True)
     except OSError:
         # The terminal is gone (SIGHUP): the session is closed and recorded all the same.
         pass
@@ -368,23 +406,39 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     """Find and classify the faces in a screenshot, a folder of screenshots, or a video (sampled at --fps).
 
     Each picture is analysed on its own, the whole screen searched. Nothing is stored. Boxes are [x, y, w, h] in the
-    image's pixels.
+    image's pixels (a picture larger than 8K is analysed scaled down; its boxes are given in its own pixels). In a
+    folder, a file that cannot be read is skipped with a warning, and the skipped files are listed at the end.
     """
     from rich.console import Console
     from rich.table import Table
 
     from agent.labels import EMOTIONS
-    from agent.sources import open_source
+    from agent.sources import open_source, take_skipped
 
     frame_source = open_source(path, fps)
     table = Table("source", "faces", "expressions")
+    skipped = []
+
+    def warn_skipped() -> None:
+        for file in take_skipped(frame_source):
+            skipped.append(file)
+            click.echo(f"warning: skipped {file.name}: {file.reason}", err=True)
+
+    finished = False
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
-            for frame in frame_source.frames():
+            frames = iter(frame_source.frames())
+            while True:
+                try:
+                    frame = next(frames, None)
+                finally:
+                    warn_skipped()
+                if frame is None:
+                    break
                 faces = analyzer.find(frame.image)
                 if as_json:
                     click.echo(json.dumps({"source": frame.name, "faces": [{
-                        "box": list(o.face.box), "score": round(o.face.score, 4), "emotion": o.emotion,
+                        "box": frame.original_box(o.face.box), "score": round(o.face.score, 4), "emotion": o.emotion,
                         "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, o.probabilities)},
                     } for o in faces]}))
                 else:
@@ -393,10 +447,20 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
                         counts[observation.emotion] = counts.get(observation.emotion, 0) + 1
                     table.add_row(frame.name, str(len(faces)),
                                   ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
+        finished = True
     finally:
         frame_source.close()
-    if not as_json:
-        Console().print(table)
+        # What was analysed is shown also when the source fails part-way (a video cut short): its error follows.
+        if not as_json and (finished or table.row_count):
+            Console().print(table)
+        if skipped:
+            click.echo(_skipped_line(skipped), err=True)
+
+
+def _skipped_line(skipped) -> str:
+    """A folder's files that could not be read, in one line: ``skipped 2 unreadable files: a.jpg (reason), ...``."""
+    files = ", ".join(f"{Path(file.name).name} ({file.reason})" for file in skipped)
+    return f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}: {files}"
 
 
 @main.command()
@@ -416,13 +480,16 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     from rich.table import Table
 
     from agent.check import annotate, describe
-    from agent.sources import open_source
+    from agent.sources import open_source, take_skipped
 
     frame_source = open_source(source, fps, region)
     try:
         frame = next(iter(frame_source.frames()), None)
     finally:
         frame_source.close()
+        # A folder's first readable picture is checked; the unreadable ones before it are said.
+        for file in take_skipped(frame_source):
+            click.echo(f"warning: skipped {file.name}: {file.reason}", err=True)
     if frame is None:
         raise click.ClickException(f"{source}: nothing to capture")
     with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
@@ -430,11 +497,19 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     height, width = frame.image.shape[:2]
     sight = describe(faces)
     console = Console()
-    console.print(f"[bold]{frame.name}[/]: {width}x{height} pixels, {len(faces)} faces found ({sight.layout})")
+    size = f"{width}x{height} pixels"
+    if frame.scale > 1:
+        # Positions and sizes below are the original picture's pixels, as the picture itself is.
+        size = (f"{round(width * frame.scale)}x{round(height * frame.scale)} pixels (scaled down to {width}x{height} "
+                "for analysis)")
+    console.print(f"[bold]{frame.name}[/]: {size}, {len(faces)} faces found ({sight.layout})")
+    if frame.scale > 1:
+        console.print(f"[yellow]note:[/] the picture has more pixels than 8K (7680x4320): it was scaled down "
+                      f"{frame.scale:.1f} times for analysis; positions and sizes are in the picture's own pixels")
     if faces:
         table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing", box=None)
         for number, observation in enumerate(faces, start=1):
-            x, y, w, h = observation.face.box
+            x, y, w, h = frame.original_box(observation.face.box)
             table.add_row(f"P{number}", f"{x}, {y}", f"{w}x{h}", observation.emotion,
                           "yes" if observation.facing else "turned away")
         console.print(table)
@@ -446,7 +521,8 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
         if not cv2.imwrite(save, annotate(frame.image, faces)):
             raise click.ClickException(f"{save}: cannot write the picture (use a .png or .jpg name in a writable "
                                        "folder)")
-        console.print(f"wrote {save}: it shows the participants' faces; keep it private and delete it when done")
+        console.print(f"wrote {save}" + (f" ({width}x{height}, as analysed)" if frame.scale > 1 else "")
+                      + ": it shows the participants' faces; keep it private and delete it when done")
 
 
 @main.command()
@@ -458,11 +534,11 @@ def sessions(database: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from reports.data import list_sessions, open_database
+    from reports.data import list_sessions, reading
     from reports.metrics import clock, local_time
 
     path = _database_path(database)
-    with closing(open_database(path)) as conn:
+    with reading(path) as conn:
         rows = list_sessions(conn)
     if not rows:
         click.echo(f"no sessions in {path}")
@@ -481,7 +557,7 @@ def sessions(database: str | None) -> None:
 @click.argument("session", required=False, type=click.IntRange(min=1))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="HTML file to write. Default: fer-agent-session-N.html in the current folder.")
-@click.option("--interval", type=click.FloatRange(min=1), metavar="SECONDS",
+@click.option("--interval", type=FiniteFloat(min=1), metavar="SECONDS",
               help="Seconds per point of the charts. Default: from the session's length: 2 s under a minute, 5 s under "
                    "2 minutes, 10 s under 5, 30 s up to 30 minutes, 60 s beyond (at least two frames).")
 @_database_option
@@ -514,7 +590,7 @@ def report(session: int | None, output: str | None, interval: float | None, data
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="File to write (csv: the stem of the two files). Default: fer-agent-session-N.json, or "
                    "fer-agent-session-N-*.csv.")
-@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(min=1), metavar="SECONDS",
+@click.option("--interval", default=60.0, show_default=True, type=FiniteFloat(min=1), metavar="SECONDS",
               help="Seconds per row of the timeline.")
 @_database_option
 def export(session: int | None, file_format: str, output: str | None, interval: float,
@@ -531,8 +607,9 @@ def export(session: int | None, file_format: str, output: str | None, interval: 
 
 @main.command()
 @click.argument("session", required=False, type=click.IntRange(min=1))
-@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
-              help="Delete every session that started more than DAYS days ago (0: every session).")
+@click.option("--older-than", type=FiniteFloat(min=0, max=36500), metavar="DAYS",
+              help="Delete every session that started more than DAYS days ago (0: every session; at most 36500, "
+                   "100 years).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_database_option
 def purge(session: int | None, older_than: float | None, yes: bool, database: str | None) -> None:
@@ -541,13 +618,13 @@ def purge(session: int | None, older_than: float | None, yes: bool, database: st
     The rows are removed and the database file is compacted, so the data is gone from disk. Asks first unless --yes.
     """
     from agent.store import Store
-    from reports.data import open_database, select_sessions
+    from reports.data import reading, select_sessions
     from reports.metrics import local_time
 
     if (session is None) == (older_than is None):
         raise click.UsageError("name one SESSION, or --older-than DAYS")
     path = _database_path(database)
-    with closing(open_database(path)) as conn:
+    with reading(path) as conn:
         chosen = select_sessions(conn, session, older_than)
     if not chosen:
         click.echo(f"no session started more than {older_than:g} days ago; nothing deleted")
@@ -564,3 +641,42 @@ def purge(session: int | None, older_than: float | None, yes: bool, database: st
                f"({counts['frames']:,} frames, {counts['observations']:,} observations, "
                f"{counts['participants']:,} participants, {counts['events']:,} events); "
                f"{path} is now {path.stat().st_size / 1e6:.2f} MB")
+
+
+@main.command()
+@click.argument("damaged", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The new database to write (it must not exist yet).")
+def salvage(damaged: str, output: str) -> None:
+    """Save the readable sessions of a DAMAGED database into a new one.
+
+    The damaged file is only read, never changed. Each table is read as far as it can be, stepping over damaged
+    pages; sessions, frames, participants, observations and events that could be read are written to OUTPUT, which
+    then works with every command (report, export, sessions). Frames whose observations were not all read are counted
+    as incomplete.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from agent.salvage import salvage as save_readable
+    from reports.metrics import local_time
+
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("reading")
+        result = save_readable(Path(damaged), Path(output),
+                               step=lambda what: progress.update(task, description=what))
+    table = Table(title=f"saved to {output}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("session", "started", "status", "frames", "observations", "incomplete"):
+        table.add_column(column, justify="left" if column in ("started", "status") else "right", no_wrap=True)
+    for session in result.sessions:
+        table.add_row(str(session.id), local_time(session.started_at), session.status, f"{session.frames:,}",
+                      f"{session.observations:,}", f"{session.incomplete_frames:,}")
+    Console().print(table)
+    lost = {table: count for table, count in result.damaged.items() if count}
+    click.echo(f"saved {len(result.sessions)} session{'s' if len(result.sessions) != 1 else ''} to {output}; "
+               + ("damaged stretches skipped: " + ", ".join(f"{table} {count}" for table, count in lost.items())
+                  if lost else "every row of the tables could be read"))

@@ -3,7 +3,8 @@
 ``run_session`` only wires the stages together. It ends when the source ends, at ``duration`` seconds (of source
 time: wall time for the screen and webcams, video time for videos), or on KeyboardInterrupt (Ctrl-C; the CLI turns
 SIGTERM and SIGHUP into one too, with their reason), and always closes the session row with its status, so the
-database says how it ended; a second Ctrl-C while it closes is ignored.
+database says how it ended (an error it did not expect, a bug, marks it ``failed`` with the error's type and text, and
+goes on up); a second Ctrl-C while it closes is ignored.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from rich.console import Console
 from rich.live import Live
 
 from agent.analysis import Analyzer
-from agent.errors import CaptureError, FerAgentError
+from agent.errors import CaptureError, FerAgentError, unexpected_error
 from agent.live import Dashboard
+from agent.sources import SkippedFile, take_skipped
 from agent.store import Store
 from agent.tracker import Tracker
 
@@ -64,6 +66,7 @@ class SessionSummary:
     status: str
     database: Path
     message: str | None = None
+    skipped: tuple[SkippedFile, ...] = ()
 
 
 def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str, model_accuracy: float | None,
@@ -92,13 +95,30 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
         elif warning and live is None:
             log.warning(line)
 
+    skipped_files: list[SkippedFile] = []
+
+    def record_skipped() -> None:
+        """The files the source skipped while reading the next frame (a folder's unreadable files): an
+        ``unreadable_file`` event each, said like the other events, and listed in the summary."""
+        for skipped in take_skipped(source):
+            if duration is not None and skipped.time >= duration:
+                continue
+            skipped_files.append(skipped)
+            detail = f"{skipped.name}: {skipped.reason}"
+            store.event(session_id, skipped.time, "unreadable_file", detail)
+            dashboard.note(f"{skipped.time:.0f} s: unreadable file skipped: {detail}")
+            tell(f"{skipped.time:.0f} s: unreadable file skipped: {detail}", warning=True)
+
     last_refresh = 0.0
     if live:
         live.start()
     try:
         iterator = iter(source.frames())
         while True:
-            frame = next(iterator, None)
+            try:
+                frame = next(iterator, None)
+            finally:
+                record_skipped()
             if frame is None or (duration is not None and frame.time >= duration):
                 break
             capture_ms = frame.capture_ms
@@ -150,6 +170,13 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
         status, message = "failed", str(error)
         raise type(error)(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
                           ) from None
+    except Exception as error:
+        # A bug (or a fault of a library under us): the session did not finish, and its row says so and why. The
+        # error goes on as it is, for the CLI's one line or --debug's traceback.
+        status, message = "failed", unexpected_error(error)
+        if hasattr(error, "add_note"):  # Python 3.11+
+            error.add_note(f"the {frames} frames before it are kept: session {session_id} in {store.path}")
+        raise
     finally:
         with _signals_held():
             # The session's row first: the terminal may be gone already (SIGHUP), and the live view's last drawing
@@ -166,4 +193,5 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
                     say(dashboard.minute_line(minute))
             except OSError:
                 pass
-    return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message)
+    return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message,
+                          tuple(skipped_files))

@@ -2,9 +2,13 @@
 
 One file, in WAL mode, with a versioned schema (``PRAGMA user_version``) migrated in a transaction on open. Each
 frame is written in one transaction, so a crash or ``kill -9`` loses at most the frame being written; sessions a
-crash left "running" are marked "interrupted" on the next open. A lock file beside the database
-(``<db>.lock``, held by the operating system, so it dies with its process) keeps a second fer-agent from writing to
-the same database. No frame or face image is ever stored: boxes, scores, probabilities and labels only.
+crash left "running" are marked "interrupted" (ending at their last frame) on the next open. A lock held by the
+operating system (so it dies with its process) on the database file's identity, its device and inode, keeps a second
+fer-agent from writing to the same file, whatever path (a symbolic or hard link) names it. Before anything is written
+the file is identified (:mod:`agent.database`): another application's SQLite file is refused untouched, a damaged one
+is refused with the way to save what is readable. The write-ahead log is checkpointed every few hundred pages and
+truncated to :data:`WAL_LIMIT_BYTES` after each checkpoint, so it stays small however long the session. No frame or
+face image is ever stored: boxes, scores, probabilities and labels only.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime
 import logging
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +25,7 @@ import filelock
 import platformdirs
 from sqlite_utils import Database
 
+from agent.database import APPLICATION_ID, inspect, salvage_hint
 from agent.errors import StoreError
 from agent.labels import EMOTIONS
 from agent.tracker import Tracked
@@ -27,6 +33,10 @@ from agent.tracker import Tracked
 log = logging.getLogger(__name__)
 
 STATUSES = ("running", "finished", "interrupted", "failed")
+# The write-ahead log is checkpointed into the database every WAL_CHECKPOINT_PAGES pages (SQLite's default is 1,000
+# pages, 4 MB, which is many times a short session's data) and truncated back to WAL_LIMIT_BYTES after each checkpoint.
+WAL_CHECKPOINT_PAGES = 256
+WAL_LIMIT_BYTES = 1 << 20
 
 
 def default_database() -> Path:
@@ -112,42 +122,56 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder ({error.strerror}); choose another --db") from None
-        self._lock = filelock.FileLock(str(self.path) + ".lock", timeout=0)
+        created = _create_empty(self.path)
+        self._lock = _identity_lock(self.path)
         try:
             self._lock.acquire()
         except filelock.Timeout:
             raise StoreError(f"{self.path} is in use by another fer-agent{self._holder()}; stop it first, or choose "
                              "another --db") from None
         except OSError as error:
-            raise StoreError(f"{self.path}: cannot write beside it ({error.strerror}); choose another --db") from None
+            raise StoreError(f"{self.path}: cannot take the writer's lock ({error.strerror})") from None
         try:
+            found = inspect(self.path, len(MIGRATIONS))
             self.db = Database(sqlite3.connect(str(self.path), timeout=2.0))
+            if not found.marked:
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
+            self.db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+            self.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             migrate(self.db)
             self._recover()
-        except sqlite3.DatabaseError as error:
+        except (sqlite3.DatabaseError, StoreError) as error:
             self._lock.release()
-            raise StoreError(f"{self.path}: {_explain(error)}") from None
+            if created and self.path.stat().st_size == 0:
+                self.path.unlink()
+            if isinstance(error, StoreError):
+                raise
+            raise StoreError(f"{self.path}: {_explain(error, self.path)}") from None
         self._participants: dict[tuple[int, int], int] = {}
 
     def _holder(self) -> str:
+        """" (process N)": the writer's process, from its running session. Not read through a hard link: SQLite
+        names the write-ahead log after the path, so another name for the file does not see the writer's log."""
+        if self.path.stat().st_nlink > 1:
+            return ""
         try:
-            with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0) as conn:
+            with sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0) as conn:
                 row = conn.execute("SELECT pid FROM sessions WHERE status = 'running' ORDER BY id DESC").fetchone()
         except sqlite3.Error:
             return ""
         return f" (process {row[0]})" if row and row[0] else ""
 
     def _recover(self) -> None:
-        """Sessions left "running" by a crash: we hold the lock, so nobody runs them. Mark them interrupted, ending
-        at their last frame."""
+        """Sessions left "running" by a crash: we hold the lock on this file, so no fer-agent runs them. Mark them
+        interrupted, ending at their last frame (at their start, without frames)."""
         for (session_id,) in self.db.execute("SELECT id FROM sessions WHERE status = 'running'").fetchall():
             with self.db.atomic():
-                self.db["sessions"].update(session_id, {
-                    "status": "interrupted", "ended_at": _now(),
-                    "message": "the agent stopped without closing the session (crash, power loss or kill -9)",
-                })
+                self.db.execute(
+                    "UPDATE sessions SET status = 'interrupted', message = ?, ended_at = COALESCE("
+                    "(SELECT MAX(captured_at) FROM frames WHERE session_id = sessions.id), started_at) WHERE id = ?",
+                    ["the agent stopped without closing the session (crash, power loss or kill -9)", session_id])
             log.warning("session %d was interrupted; its frames up to the interruption are kept", session_id)
 
     def _write(self, what: str, action: Callable[[], object]):
@@ -155,7 +179,7 @@ class Store:
             with self.db.atomic():
                 return action()
         except sqlite3.DatabaseError as error:
-            raise StoreError(f"{self.path}: cannot write {what}: {_explain(error)}") from None
+            raise StoreError(f"{self.path}: cannot write {what}: {_explain(error, self.path)}") from None
 
     def start_session(self, source: str, fps: float, model_version: str, model_accuracy: float | None,
                       detector: str) -> int:
@@ -235,10 +259,16 @@ class Store:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: the sessions are deleted, but the file could not be compacted: "
-                             f"{_explain(error)}") from None
+                             f"{_explain(error, self.path)}") from None
         return counts
 
     def close(self) -> None:
+        """Checkpoint the write-ahead log into the database and close; the log is removed with the last connection."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as error:
+            log.warning("%s: the write-ahead log could not be checkpointed at close (%s); SQLite replays it on the "
+                        "next open", self.path, error)
         self.db.close()
         self._lock.release()
 
@@ -266,14 +296,43 @@ def _observation_row(frame_id: int, session_id: int, participant_id: int, time: 
     return row
 
 
-def _explain(error: sqlite3.DatabaseError) -> str:
+def _create_empty(path: Path) -> bool:
+    """Create an empty file at ``path`` when there is none (a new database), so that it has an identity to lock;
+    True when this call created it. An existing file is not opened here."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    except OSError as error:
+        raise StoreError(f"{path}: cannot create the database ({error.strerror}); choose a writable place with "
+                         "--db PATH") from None
+    return True
+
+
+def _identity_lock(path: Path) -> filelock.FileLock:
+    """The writer's lock of the database file, named after its device and inode, not its path: a symbolic or hard link
+    to a database being written is the same file, and is refused. The lock files live in the system's temporary
+    folder, shared by the users of the machine."""
+    identity = path.stat()
+    folder = Path(tempfile.gettempdir()) / "fer-agent-locks"
+    try:
+        folder.mkdir()
+        folder.chmod(0o1777)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise StoreError(f"{folder}: cannot create the folder of the writers' locks ({error.strerror})") from None
+    return filelock.FileLock(str(folder / f"{identity.st_dev}-{identity.st_ino}.lock"), timeout=0, mode=0o666)
+
+
+def _explain(error: sqlite3.DatabaseError, path: Path) -> str:
     text = str(error)
     if "disk is full" in text or "disk I/O error" in text:
         return f"{text}: free some disk space (everything written before this point is kept)"
     if "readonly" in text or "unable to open" in text:
         return f"{text}: choose a writable place with --db PATH"
     if "file is not a database" in text or "malformed" in text:
-        return f"{text}: this is not a fer-agent database (or it is damaged); choose another --db"
+        return f"the database is damaged ({text}); {salvage_hint(path)}"
     if "locked" in text:
         return f"{text}: another program holds the database; close it, or choose another --db"
     return text

@@ -7,13 +7,16 @@ class of 50 participants is about 270,000 rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from agent.database import connect_read_only, inspect, salvage_hint
 from agent.errors import StoreError
 from agent.labels import EMOTIONS
 from agent.store import MIGRATIONS
@@ -82,26 +85,32 @@ class SessionData:
 
 
 def open_database(path: str | Path) -> sqlite3.Connection:
-    """Open a fer-agent database read-only; a missing file, another kind of file, or a newer schema is an error."""
+    """Open a fer-agent database read-only (``immutable`` on read-only media); a missing file, another application's
+    file, a damaged file, or a newer schema is an error that says which."""
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no session database there; record a session with `fer-agent start` first, or "
                          "name the database with --db PATH")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    found = inspect(path, len(MIGRATIONS))
+    if found.version < 1:
+        raise StoreError(f"{path}: this is an empty database, with no session yet; record one with `fer-agent start`")
     try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return connect_read_only(path)
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: cannot open it read-only ({error})") from None
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """``open_database`` as a context manager that closes the connection, and turns a read that fails on a damaged
+    page (one ``quick_check`` did not see) into one clear error."""
+    conn = open_database(path)
+    try:
+        yield conn
     except sqlite3.DatabaseError as error:
+        raise StoreError(f"{path} could not be read ({error}): it is damaged; {salvage_hint(Path(path))}") from None
+    finally:
         conn.close()
-        raise StoreError(f"{path}: {error}: this is not a fer-agent database (or it is damaged)") from None
-    if version > len(MIGRATIONS):
-        conn.close()
-        raise StoreError(f"{path} has schema version {version}, newer than this fer-agent knows ({len(MIGRATIONS)}): "
-                         "upgrade fer-agent")
-    if version < 1 or "sessions" not in tables:
-        conn.close()
-        raise StoreError(f"{path}: this is not a fer-agent database (no sessions table)")
-    return conn
 
 
 _SESSIONS = """
