@@ -134,7 +134,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
     try:
         history = run_training(config, resume=resume)
     except KeyboardInterrupt:
-        click.echo(f"interrupted; the last finished epoch is saved: continue with the same options and --resume",
+        click.echo("interrupted; the last finished epoch is saved: continue with the same options and --resume",
                    err=True)
         sys.exit(130)
     best = max(history, key=lambda record: record.val_accuracy)
@@ -371,9 +371,8 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     previous = {number: signal.signal(number, stop) for number in reasons}
     try:
-        # The database first: a file that cannot be written to is refused before the models load.
-        with Store(path) as store, \
-                _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer:
+        with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
+                Store(path) as store:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
                 model_accuracy=model_test_accuracy(Path(model_path)),

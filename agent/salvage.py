@@ -5,11 +5,13 @@ of its row ids, in chunks; where a chunk cannot be read, it is read row by row u
 stepped over by seeking to the next row id that can be read (doubling the step, then bisecting back), so one bad page
 loses the rows on it, not the rest of the table. The rows read are written to a new file with the damaged file's
 schema version, then migrated to the current one: a session keeps its frames, participants, observations and events
-as far as they could be read. A frame whose observations were not all read is counted as incomplete.
+as far as they could be read (sessions that were still running are marked interrupted, ending at their last frame).
+A frame whose observations were not all read is counted as incomplete.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
@@ -37,21 +39,24 @@ class SalvagedSession:
 
 @dataclass(frozen=True)
 class Salvage:
-    """What was saved: each session, the rows read per table, and the damaged stretches skipped per table."""
+    """What was saved: each session, and the damaged stretches skipped per table."""
 
     sessions: list[SalvagedSession]
-    rows: dict[str, int]
     damaged: dict[str, int]
 
 
 def salvage(source: Path, target: Path, step: Callable[[str], None] | None = None) -> Salvage:
-    """Copy every readable row of the fer-agent database ``source`` into a new database ``target``."""
+    """Copy every readable row of the fer-agent database ``source`` into a new database ``target``. The copy is
+    written beside ``target`` under a temporary name and renamed when it is complete, so a failure leaves no half
+    copy behind."""
     if target.exists() and target.stat().st_size > 0:
         raise StoreError(f"{target} already exists; salvage writes a new file: choose another -o")
     if target.resolve() == source.resolve():
         raise StoreError("the salvaged copy must go to another file than the damaged one")
+    if not target.parent.is_dir():
+        raise StoreError(f"{target.parent}: no such folder; choose where the new file goes with -o")
     try:
-        conn = connect_read_only(source, untouched=True)
+        conn = connect_read_only(source)
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.DatabaseError as error:
         raise StoreError(f"{source}: nothing can be read from it ({error})") from None
@@ -73,10 +78,20 @@ def salvage(source: Path, target: Path, step: Callable[[str], None] | None = Non
         raise StoreError(f"{source}: no session could be read from it")
     if step:
         step(f"writing {target}")
-    _write(target, version, kept)
-    # The current schema, write-ahead logging and the application id, as any database fer-agent writes.
-    Store(target).close()
-    return Salvage(_summary(kept), {table: len(rows) for table, (_columns, rows) in kept.items()}, damaged)
+    partial = target.with_name(f".{target.name}.salvage-{os.getpid()}")
+    try:
+        _write(partial, version, kept)
+        # The current schema, write-ahead logging and the application id, as any database fer-agent writes; sessions
+        # that were still running are marked interrupted, ending at their last frame.
+        with Store(partial) as store:
+            statuses = dict(store.db.execute("SELECT id, status FROM sessions").fetchall())
+        os.replace(partial, target)
+    except (sqlite3.Error, OSError) as error:
+        raise StoreError(f"{target}: cannot write the salvaged copy ({error})") from None
+    finally:
+        for leftover in (partial, Path(f"{partial}.lock")):
+            leftover.unlink(missing_ok=True)
+    return Salvage(_summary(kept, statuses), damaged)
 
 
 def _readable_rows(conn: sqlite3.Connection, table: str) -> tuple[list[str], list[tuple], int]:
@@ -175,36 +190,28 @@ def _write(target: Path, version: int, tables: dict[str, tuple[list[str], list[t
                 columns, rows = tables[table]
                 if not columns:
                     continue
-                if table == "sessions":
-                    status = columns.index("status")
-                    rows = [(*row[:status], "interrupted", *row[status + 1:]) if row[status] == "running" else row
-                            for row in rows]
                 db.conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
                                     f"({', '.join('?' * len(columns))})", rows)
     finally:
         db.close()
 
 
-def _summary(tables: dict[str, tuple[list[str], list[tuple]]]) -> list[SalvagedSession]:
+def _summary(tables: dict[str, tuple[list[str], list[tuple]]], statuses: dict[int, str]) -> list[SalvagedSession]:
     frame_columns, frames = tables["frames"]
     observation_columns, observations = tables["observations"]
     read_per_frame = Counter(row[observation_columns.index("frame_id")] for row in observations)
     per_session: dict[int, list[int]] = {}
     for row in frames:
-        session = row[frame_columns.index("session_id")]
-        tiles = row[frame_columns.index("tiles")] or 0
-        missing = read_per_frame.get(row[frame_columns.index("id")], 0) < tiles
-        counts = per_session.setdefault(session, [0, 0, 0])
+        read = read_per_frame.get(row[frame_columns.index("id")], 0)
+        counts = per_session.setdefault(row[frame_columns.index("session_id")], [0, 0, 0])
         counts[0] += 1
-        counts[1] += read_per_frame.get(row[frame_columns.index("id")], 0)
-        counts[2] += missing
+        counts[1] += read
+        counts[2] += read < (row[frame_columns.index("tiles")] or 0)
     columns, sessions = tables["sessions"]
     result = []
     for row in sessions:
         session_id = row[columns.index("id")]
         frame_count, observation_count, incomplete = per_session.get(session_id, [0, 0, 0])
-        status = row[columns.index("status")]
-        result.append(SalvagedSession(session_id, row[columns.index("started_at")],
-                                      "interrupted" if status == "running" else status,
+        result.append(SalvagedSession(session_id, row[columns.index("started_at")], statuses[session_id],
                                       frame_count, observation_count, incomplete))
     return result

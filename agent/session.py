@@ -110,9 +110,9 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
             tell(f"{skipped.time:.0f} s: unreadable file skipped: {detail}", warning=True)
 
     last_refresh = 0.0
-    if live:
-        live.start()
     try:
+        if live:
+            live.start()
         iterator = iter(source.frames())
         while True:
             try:
@@ -174,8 +174,9 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
         # A bug (or a fault of a library under us): the session did not finish, and its row says so and why. The
         # error goes on as it is, for the CLI's one line or --debug's traceback.
         status, message = "failed", unexpected_error(error)
-        if hasattr(error, "add_note"):  # Python 3.11+
-            error.add_note(f"the {frames} frames before it are kept: session {session_id} in {store.path}")
+        # A note as Python 3.11's add_note() keeps it (the CLI reads it), written so that 3.10 keeps it too.
+        error.__notes__ = [*getattr(error, "__notes__", []),
+                           f"the {frames} frames before it are kept: session {session_id} in {store.path}"]
         raise
     finally:
         with _signals_held():

@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from agent.errors import CaptureError, UnreadableImageError
 
@@ -35,23 +35,12 @@ log = logging.getLogger(__name__)
 # JPEG's reduced-scale decoding) is refused as unreadable.
 MAX_PIXELS = 7680 * 4320
 MAX_DECODED_PIXELS = 2 * MAX_PIXELS
-# Formats Pillow registers that are videos: OpenCV reads them, frame by frame.
-PILLOW_VIDEO_SUFFIXES = frozenset({".mpg", ".mpeg", ".fli", ".flc"})
+# The still-image formats taken (any case): those of screenshots and of face datasets (JAFFE's .tiff, .pgm), which
+# Pillow decodes itself (not .eps and the like, which it hands to other programs).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".gif", ".pgm",
+                  ".ppm", ".pbm", ".pnm")
 # Rows of a picture converted to an array at a time.
 STRIP_ROWS = 512
-
-
-def _still_image_suffixes() -> tuple[str, ...]:
-    """The file suffixes (lower case) of the still-image formats Pillow can open and decode, less its videos and its
-    identify-only stubs (HDF5, GRIB, WMF on Linux, ...)."""
-    Image.init()
-    decodable = {name for name, (factory, _accept) in Image.OPEN.items()
-                 if not (isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile))}
-    return tuple(sorted(suffix for suffix, name in Image.registered_extensions().items()
-                        if name in decodable and suffix.lower() not in PILLOW_VIDEO_SUFFIXES))
-
-
-IMAGE_SUFFIXES = _still_image_suffixes()
 
 
 @dataclass(frozen=True)
@@ -268,9 +257,11 @@ class VideoSource:
         interval = 1.0 / self.fps
         next_time = 0.0
         index = 0
+        timestamp = 0.0
         read_started = time.perf_counter()
         while self._capture.grab():
-            position = index / self.video_fps if self.video_fps > 0 else self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+            timestamp = max(timestamp, self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+            position = index / self.video_fps if self.video_fps > 0 else timestamp
             index += 1
             if position + 1e-6 < next_time:
                 continue
@@ -282,16 +273,18 @@ class VideoSource:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
             yield Frame(image, position, f"{self.path}@{position:.2f}s", capture_ms=_since(read_started), scale=scale)
             read_started = time.perf_counter()
-        self._check_complete(index)
+        self._check_complete(index, timestamp)
 
-    def _check_complete(self, decoded: int) -> None:
-        """Raise when ``decoded`` frames fall clearly short of the declared length. Some containers only estimate
-        their frame count (from the duration and the frame rate), so up to max(1 s, 2% of it) missing is normal."""
+    def _check_complete(self, decoded: int, timestamp: float) -> None:
+        """Raise when decoding stopped clearly short of the declared length: neither the ``decoded`` frames nor the
+        last frame's ``timestamp`` reach it. Some containers only estimate their frame count (from the duration and a
+        frame rate: a variable-rate recording decodes fewer frames, its timestamps reaching the end), so up to
+        max(1 s, 2% of it) missing is normal."""
         if self.duration is None or self.video_fps <= 0:
             return
-        reached = decoded / self.video_fps
+        reached = max(decoded / self.video_fps, timestamp)
         if self.duration - reached > max(1.0, 0.02 * self.duration):
-            stopped = max(decoded - 1, 0) / self.video_fps
+            stopped = max(max(decoded - 1, 0) / self.video_fps, timestamp)
             raise CaptureError(f"{self.path}: the video stopped at {_clock(stopped)} of its {_clock(self.duration)}: "
                                "the file is damaged or cut short")
 

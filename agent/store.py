@@ -2,9 +2,10 @@
 
 One file, in WAL mode, with a versioned schema (``PRAGMA user_version``) migrated in a transaction on open. Each
 frame is written in one transaction, so a crash or ``kill -9`` loses at most the frame being written; sessions a
-crash left "running" are marked "interrupted" (ending at their last frame) on the next open. A lock held by the
-operating system (so it dies with its process) on the database file's identity, its device and inode, keeps a second
-fer-agent from writing to the same file, whatever path (a symbolic or hard link) names it. Before anything is written
+crash left "running" are marked "interrupted" (ending at their last frame) on the next open. A lock file beside the
+file the path leads to (through any symbolic link; held by the operating system, so it dies with its process) keeps a
+second fer-agent from writing to the same file; a file with several names (hard links) is not written at all, as
+SQLite would keep a write-ahead log per name. Before anything is written
 the file is identified (:mod:`agent.database`): another application's SQLite file is refused untouched, a damaged one
 is refused with the way to save what is readable. The write-ahead log is checkpointed every few hundred pages and
 truncated to :data:`WAL_LIMIT_BYTES` after each checkpoint, so it stays small however long the session. No frame or
@@ -17,7 +18,7 @@ import datetime
 import logging
 import os
 import sqlite3
-import tempfile
+from contextlib import closing
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,7 @@ import filelock
 import platformdirs
 from sqlite_utils import Database
 
-from agent.database import APPLICATION_ID, inspect, salvage_hint
+from agent.database import APPLICATION_ID, connect_read_only, inspect, require_regular_file, salvage_hint
 from agent.errors import StoreError
 from agent.labels import EMOTIONS
 from agent.tracker import Tracked
@@ -37,6 +38,9 @@ STATUSES = ("running", "finished", "interrupted", "failed")
 # pages, 4 MB, which is many times a short session's data) and truncated back to WAL_LIMIT_BYTES after each checkpoint.
 WAL_CHECKPOINT_PAGES = 256
 WAL_LIMIT_BYTES = 1 << 20
+# When a session's last frame was captured: its latest row's (the times are local ISO strings, which do not sort
+# across a change of the clocks).
+LAST_CAPTURE = "SELECT captured_at FROM frames WHERE session_id = ? ORDER BY id DESC LIMIT 1"
 
 
 def default_database() -> Path:
@@ -118,23 +122,36 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        require_regular_file(self.path)
+        real = self.path.resolve()
+        if real.exists() and real.stat().st_nlink > 1:
+            raise StoreError(f"{self.path} has {real.stat().st_nlink} names (hard links): SQLite keeps a write-ahead "
+                             "log per name, so what is written through one name can be lost through another; record "
+                             "through one name only (remove the other links), or into a copy")
+        # Identified before anything is made beside it: another application's file is left as it is.
+        if real.exists():
+            inspect(real, len(MIGRATIONS))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            real.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder ({error.strerror}); choose another --db") from None
-        created = _create_empty(self.path)
-        self._lock = _identity_lock(self.path)
+        # The writer's lock, beside the file the path leads to (through any symbolic link), held by the operating
+        # system: it dies with its process.
+        self._lock = filelock.FileLock(f"{real}.lock", timeout=0)
         try:
             self._lock.acquire()
         except filelock.Timeout:
             raise StoreError(f"{self.path} is in use by another fer-agent{self._holder()}; stop it first, or choose "
                              "another --db") from None
         except OSError as error:
-            raise StoreError(f"{self.path}: cannot take the writer's lock ({error.strerror})") from None
+            raise StoreError(f"{self.path}: cannot write beside it ({error.strerror}); choose another --db") from None
+        created = False
+        connection = None
         try:
-            found = inspect(self.path, len(MIGRATIONS))
-            self.db = Database(sqlite3.connect(str(self.path), timeout=2.0))
-            if not found.marked:
+            created = _create_empty(real)
+            connection = sqlite3.connect(str(real), timeout=2.0)
+            self.db = Database(connection)
+            if self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.enable_wal()
@@ -142,24 +159,23 @@ class Store:
             self.db.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
             migrate(self.db)
             self._recover()
-        except (sqlite3.DatabaseError, StoreError) as error:
+        except BaseException as error:
+            if connection is not None:
+                connection.close()
+            if created and real.exists() and real.stat().st_size == 0:
+                real.unlink()
             self._lock.release()
-            if created and self.path.stat().st_size == 0:
-                self.path.unlink()
-            if isinstance(error, StoreError):
-                raise
-            raise StoreError(f"{self.path}: {_explain(error, self.path)}") from None
+            if isinstance(error, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: {_explain(error, self.path)}") from None
+            raise
         self._participants: dict[tuple[int, int], int] = {}
 
     def _holder(self) -> str:
-        """" (process N)": the writer's process, from its running session. Not read through a hard link: SQLite
-        names the write-ahead log after the path, so another name for the file does not see the writer's log."""
-        if self.path.stat().st_nlink > 1:
-            return ""
+        """" (process N)": the writer's process, from its running session."""
         try:
-            with sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0) as conn:
+            with closing(connect_read_only(self.path.resolve())) as conn:
                 row = conn.execute("SELECT pid FROM sessions WHERE status = 'running' ORDER BY id DESC").fetchone()
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             return ""
         return f" (process {row[0]})" if row and row[0] else ""
 
@@ -169,9 +185,10 @@ class Store:
         for (session_id,) in self.db.execute("SELECT id FROM sessions WHERE status = 'running'").fetchall():
             with self.db.atomic():
                 self.db.execute(
-                    "UPDATE sessions SET status = 'interrupted', message = ?, ended_at = COALESCE("
-                    "(SELECT MAX(captured_at) FROM frames WHERE session_id = sessions.id), started_at) WHERE id = ?",
-                    ["the agent stopped without closing the session (crash, power loss or kill -9)", session_id])
+                    f"UPDATE sessions SET status = 'interrupted', message = ?, ended_at = COALESCE(({LAST_CAPTURE}), "
+                    "started_at) WHERE id = ?",
+                    ["the agent stopped without closing the session (crash, power loss or kill -9)", session_id,
+                     session_id])
             log.warning("session %d was interrupted; its frames up to the interruption are kept", session_id)
 
     def _write(self, what: str, action: Callable[[], object]):
@@ -234,9 +251,9 @@ class Store:
             raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
 
         def finish() -> None:
-            (last,) = self.db.execute("SELECT MAX(captured_at) FROM frames WHERE session_id = ?",
-                                      [session_id]).fetchone()
-            self.db["sessions"].update(session_id, {"status": status, "ended_at": last or _now(), "message": message})
+            last = self.db.execute(LAST_CAPTURE, [session_id]).fetchone()
+            self.db["sessions"].update(session_id, {"status": status, "ended_at": last[0] if last else _now(),
+                                                    "message": message})
 
         self._write("the session's end", finish)
 
@@ -297,8 +314,8 @@ def _observation_row(frame_id: int, session_id: int, participant_id: int, time: 
 
 
 def _create_empty(path: Path) -> bool:
-    """Create an empty file at ``path`` when there is none (a new database), so that it has an identity to lock;
-    True when this call created it. An existing file is not opened here."""
+    """Create an empty file at ``path`` when there is none (a new database); True when this call created it. An
+    existing file is not opened here."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     except FileExistsError:
@@ -307,22 +324,6 @@ def _create_empty(path: Path) -> bool:
         raise StoreError(f"{path}: cannot create the database ({error.strerror}); choose a writable place with "
                          "--db PATH") from None
     return True
-
-
-def _identity_lock(path: Path) -> filelock.FileLock:
-    """The writer's lock of the database file, named after its device and inode, not its path: a symbolic or hard link
-    to a database being written is the same file, and is refused. The lock files live in the system's temporary
-    folder, shared by the users of the machine."""
-    identity = path.stat()
-    folder = Path(tempfile.gettempdir()) / "fer-agent-locks"
-    try:
-        folder.mkdir()
-        folder.chmod(0o1777)
-    except FileExistsError:
-        pass
-    except OSError as error:
-        raise StoreError(f"{folder}: cannot create the folder of the writers' locks ({error.strerror})") from None
-    return filelock.FileLock(str(folder / f"{identity.st_dev}-{identity.st_ino}.lock"), timeout=0, mode=0o666)
 
 
 def _explain(error: sqlite3.DatabaseError, path: Path) -> str:

@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
-from agent.database import connect_read_only, inspect, salvage_hint
+from agent.database import connect_read_only, inspect, is_damage, salvage_hint
 from agent.errors import StoreError
 from agent.labels import EMOTIONS
 from agent.store import MIGRATIONS
@@ -88,7 +88,7 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     """Open a fer-agent database read-only (``immutable`` on read-only media); a missing file, another application's
     file, a damaged file, or a newer schema is an error that says which."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise StoreError(f"{path}: no session database there; record a session with `fer-agent start` first, or "
                          "name the database with --db PATH")
     found = inspect(path, len(MIGRATIONS))
@@ -108,7 +108,10 @@ def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except sqlite3.DatabaseError as error:
-        raise StoreError(f"{path} could not be read ({error}): it is damaged; {salvage_hint(Path(path))}") from None
+        if is_damage(error):
+            raise StoreError(f"{path} could not be read ({error}): it is damaged; {salvage_hint(Path(path))}"
+                             ) from None
+        raise StoreError(f"{path} could not be read ({error})") from None
     finally:
         conn.close()
 

@@ -108,6 +108,43 @@ def test_another_applications_database_is_left_byte_for_byte_untouched(make, det
     assert sorted(os.listdir(tmp_path)) == files
 
 
+def test_another_applications_database_with_its_write_ahead_log_beside_it(tmp_path: Path) -> None:
+    """Copied while the other application had it open: its log is beside it, the log's index is not."""
+    live, folder = tmp_path / "live", tmp_path / "copy"
+    live.mkdir()
+    folder.mkdir()
+    writer = sqlite3.connect(live / "app.db")
+    writer.execute("PRAGMA journal_mode = wal")
+    writer.execute("CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT)")
+    writer.execute("INSERT INTO contacts(name) VALUES ('Ada')")
+    writer.commit()
+    for name in ("app.db", "app.db-wal"):
+        shutil.copy(live / name, folder / name)
+    writer.close()
+    before = {name: digest(folder / name) for name in ("app.db", "app.db-wal")}
+    for command in (["sessions"], ["purge", "--older-than", "0", "--yes"]):
+        assert "is not a fer-agent database" in one_error_line(fer_agent(*command, "--db", str(folder / "app.db")))
+    with pytest.raises(StoreError, match="is not a fer-agent database"):
+        Store(folder / "app.db")
+    assert {name: digest(folder / name) for name in before} == before
+    assert sorted(os.listdir(folder)) == ["app.db", "app.db-wal"]
+
+
+def test_what_is_not_a_database_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    pipe = tmp_path / "pipe.db"
+    os.mkfifo(pipe)
+    with pytest.raises(StoreError, match="is not a regular file"):
+        Store(pipe)
+    with pytest.raises(StoreError, match="is a folder"):
+        Store(tmp_path)
+    dangling = tmp_path / "usb.db"
+    dangling.symlink_to(tmp_path / "unmounted" / "class.db")
+    for command in (["sessions"], ["start", "--source", str(screenshot()), "--quiet"]):
+        line = one_error_line(fer_agent(*command, "--db", str(dangling)))
+        assert f"usb.db is a link to {tmp_path / 'unmounted' / 'class.db'}, which does not exist" in line
+    assert not (tmp_path / "unmounted").exists()
+
+
 def test_fer_agent_databases_carry_the_application_id_and_older_ones_are_still_recognised(tmp_path: Path) -> None:
     path = tmp_path / "class.db"
     with Store(path) as store:
@@ -137,16 +174,23 @@ def test_a_second_path_to_a_database_being_written_is_refused(detector_env: dict
         assert holder.stdout.readline().strip() == "ready"
         symbolic, hard = tmp_path / "link.db", tmp_path / "hard.db"
         symbolic.symlink_to(path.name)
+        with pytest.raises(StoreError, match=rf"link.db is in use by another fer-agent \(process {holder.pid}\)"):
+            Store(symbolic)
+        started = fer_agent("start", "--source", str(screenshot()), "--db", str(symbolic), "--quiet",
+                            env=detector_env)
+        assert "is in use by another fer-agent" in one_error_line(started)
+        # SQLite keeps a write-ahead log per name of a file: a file with two names is not written through either.
         os.link(path, hard)
-        for other in (symbolic, hard):
-            with pytest.raises(StoreError, match="is in use by another fer-agent"):
+        for other in (hard, path):
+            with pytest.raises(StoreError, match="has 2 names \\(hard links\\): SQLite keeps a write-ahead log per "
+                                                 "name"):
                 Store(other)
-            started = fer_agent("start", "--source", str(screenshot()), "--db", str(other), "--quiet",
-                                env=detector_env)
-            assert "is in use by another fer-agent" in one_error_line(started)
-            # The writer is alive: its session is not marked interrupted by anyone.
-            with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
-                assert conn.execute("SELECT status FROM sessions").fetchall() == [("running",)]
+        started = fer_agent("start", "--source", str(screenshot()), "--db", str(hard), "--quiet", env=detector_env)
+        assert "has 2 names (hard links)" in one_error_line(started)
+        # The writer is alive: its session is not marked interrupted by anyone.
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as conn:
+            assert conn.execute("SELECT status FROM sessions").fetchall() == [("running",)]
+        hard.unlink()
         holder.stdin.write("finish\n")
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "finished"
@@ -248,7 +292,7 @@ def test_an_archive_on_read_only_media_can_be_read(three_lectures: Path, read_on
     assert fer_agent("report", "2", "--db", str(path), "-o", str(tmp_path / "r.html")).returncode == 0
     assert fer_agent("export", "3", "--db", str(path), "-o", str(tmp_path / "e.json")).returncode == 0
     started = fer_agent("start", "--source", str(screenshot()), "--db", str(path), "--quiet")
-    assert "choose a writable place with --db PATH" in one_error_line(started)
+    assert "cannot write beside it (Read-only file system); choose another --db" in one_error_line(started)
     assert sorted(os.listdir(media)) == ["class.db"]
 
 
@@ -260,7 +304,7 @@ def test_a_log_without_its_index_on_read_only_media_says_what_to_do(read_only_fo
         shutil.copy(tmp_path / "live.db", source / "class.db")
         shutil.copy(tmp_path / "live.db-wal", source / "class.db-wal")
     line = one_error_line(fer_agent("sessions", "--db", str(media / "class.db")))
-    assert "is on read-only media with its write-ahead log (class.db-wal) but without the log's index" in line
+    assert "cannot be read where it is: its write-ahead log (class.db-wal) is beside it but not the log's index" in line
     assert "copy the database and its -wal file to a writable folder" in line
 
 
