@@ -1,3 +1,3 @@
-from agent.cli import main
+from fer_agent.cli import main
 
 main()

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from agent import installed_version
-from agent.errors import FerAgentError, unexpected_error
-from agent.paths import default_emotion_model, model_card_for, model_test_accuracy
+from fer_agent import installed_version
+from fer_agent.errors import FerAgentError, unexpected_error
+from fer_agent.paths import default_emotion_model, model_card_for, model_test_accuracy
 
-log = logging.getLogger("agent")
+log = logging.getLogger("fer_agent")
 
 
 class FerAgentGroup(click.Group):
@@ -127,8 +127,8 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
 def train(resume: bool, onnx_path: str | None, **options) -> None:
     """Train the emotion CNN on FER-2013 (FER+ vote distributions by default)."""
     _require_training_extra()
-    from training.train import BEST_CHECKPOINT, TrainConfig
-    from training.train import train as run_training
+    from fer_agent.training.train import BEST_CHECKPOINT, TrainConfig
+    from fer_agent.training.train import train as run_training
 
     config = TrainConfig(**options)
     try:
@@ -141,7 +141,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
     click.echo(f"best PublicTest accuracy {best.val_accuracy:.4f} at epoch {best.epoch}; "
                f"checkpoints in {config.out_dir}")
     if onnx_path:
-        from training.export import export_onnx
+        from fer_agent.training.export import export_onnx
 
         export_onnx(Path(config.out_dir) / BEST_CHECKPOINT, onnx_path, version=installed_version())
         click.echo(f"exported {onnx_path} and {model_card_for(Path(onnx_path))}")
@@ -155,7 +155,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
 def export_model(checkpoint: str, output: str, model_version: str) -> None:
     """Export a training checkpoint to ONNX (raw 0..255 grey input, softmax output) with its model card."""
     _require_training_extra()
-    from training.export import export_onnx
+    from fer_agent.training.export import export_onnx
 
     card = export_onnx(checkpoint, output, version=model_version)
     click.echo(f"exported {output} ({card['file_size_bytes'] / 1e6:.2f} MB, {card['parameters']:,} parameters) "
@@ -190,11 +190,11 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     """Evaluate an emotion model on a FER-2013 split (FER+ majority-vote accuracy, FER-2013-label accuracy,
     macro-F1, per-class precision and recall, confusion matrix), or on any folder-per-class image set through the
     agent's full runtime path (--images), listing the images where no face was found."""
-    from agent.classifier import EmotionClassifier
-    from training.card import record_evaluation
-    from training.data import load_dataset
-    from training.evaluate import evaluate as score
-    from training.evaluate import evaluate_images, predict_dataset, save_confusion_matrix
+    from fer_agent.training.card import record_evaluation
+    from fer_agent.training.data import load_dataset
+    from fer_agent.training.evaluate import evaluate as score
+    from fer_agent.training.evaluate import evaluate_images, predict_dataset, save_confusion_matrix
+    from fer_agent.vision.classifier import EmotionClassifier
 
     if (data is None) == (images is None):
         raise click.UsageError("give one of --data (FER-2013) or --images (a folder-per-class image set)")
@@ -285,7 +285,8 @@ def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | N
 def _source_options(command):
     # At least one frame in 10000 s (2.8 hours): the interval between frames must be a time the clock can sleep.
     command = click.option("--fps", default=1.0, show_default=True, type=FiniteFloat(min=0.0001),
-                           help="Frames per second: screen captures per second, or samples per second of video.")(command)
+                           help="Frames per second: screen captures per second, or samples per second of "
+                                "video.")(command)
     command = click.option("--detector-model", type=click.Path(dir_okay=False),
                            help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
                                 "one (also: FER_AGENT_DETECTOR_MODEL).")(command)
@@ -301,8 +302,8 @@ def _source_options(command):
 
 def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int,
               live: bool = False):
-    from agent.analysis import Analyzer
-    from agent.detector_model import resolve_detector_model, resolve_discovery_model
+    from fer_agent.vision.analysis import Analyzer
+    from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
 
     return Analyzer(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
                     Path(model_path), threads, live)
@@ -314,14 +315,14 @@ def _database_option(command):
 
 
 def _database_path(database: str | None) -> Path:
-    from agent.store import default_database
+    from fer_agent.store.writer import default_database
 
     return Path(database) if database else default_database()
 
 
 def _load_session(database: str | None, session: int | None):
     """The session's data (the latest session when ``session`` is None), read from the database read-only."""
-    from reports.data import load_session, reading
+    from fer_agent.store.reader import load_session, reading
 
     with reading(_database_path(database)) as conn:
         return load_session(conn, session)
@@ -335,7 +336,8 @@ def _load_session(database: str | None, session: int | None):
 @click.option("--duration", callback=_parse_duration, metavar="TIME",
               help="Stop after this long: seconds, or 90m, 1.5h (video: of video time). Default: until Ctrl-C.")
 @_database_option
-@click.option("--quiet", is_flag=True, help="No live dashboard: one status line per minute, and the summary at the end.")
+@click.option("--quiet", is_flag=True,
+              help="No live dashboard: one status line per minute, and the summary at the end.")
 @click.option("--plain", is_flag=True,
               help="No redrawing: one line per minute and one per event, for a pipe or a log (the default when the "
                    "output is not a terminal).")
@@ -354,9 +356,9 @@ def start(source: str, region: str | None, duration: float | None, database: str
 
     from rich.console import Console
 
-    from agent.session import StopRequested, run_session
-    from agent.sources import open_source
-    from agent.store import Store
+    from fer_agent.capture.sources import open_source
+    from fer_agent.session import StopRequested, run_session
+    from fer_agent.store.writer import Store
 
     path = _database_path(database)
     frame_source = open_source(source, fps, region)
@@ -411,8 +413,8 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     from rich.console import Console
     from rich.table import Table
 
-    from agent.labels import EMOTIONS
-    from agent.sources import open_source, take_skipped
+    from fer_agent.capture.sources import open_source, take_skipped
+    from fer_agent.labels import EMOTIONS
 
     frame_source = open_source(path, fps)
     table = Table("source", "faces", "expressions")
@@ -478,8 +480,8 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     from rich.console import Console
     from rich.table import Table
 
-    from agent.check import annotate, describe
-    from agent.sources import open_source, take_skipped
+    from fer_agent.capture.sources import open_source, take_skipped
+    from fer_agent.vision.check import annotate, describe
 
     frame_source = open_source(source, fps, region)
     try:
@@ -533,8 +535,8 @@ def sessions(database: str | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from reports.data import list_sessions, reading
-    from reports.metrics import clock, local_time
+    from fer_agent.reports.metrics import clock, local_time
+    from fer_agent.store.reader import list_sessions, reading
 
     path = _database_path(database)
     with reading(path) as conn:
@@ -569,7 +571,7 @@ def report(session: int | None, output: str | None, interval: float | None, data
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from reports.html import render_report, write_report
+    from fer_agent.reports.html import render_report, write_report
 
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
@@ -596,7 +598,7 @@ def export(session: int | None, file_format: str, output: str | None, interval: 
            database: str | None) -> None:
     """Export SESSION's numbers (default: the latest): the class per minute (faces, attention, mean expression
     probabilities, engagement index) and each participant's summary."""
-    from reports.export import session_export, write_export
+    from fer_agent.reports.export import session_export, write_export
 
     data = _load_session(database, session)
     target = output or f"fer-agent-session-{data.info.id}" + (".json" if file_format == "json" else "")
@@ -616,9 +618,9 @@ def purge(session: int | None, older_than: float | None, yes: bool, database: st
 
     The rows are removed and the database file is compacted, so the data is gone from disk. Asks first unless --yes.
     """
-    from agent.store import Store
-    from reports.data import reading, select_sessions
-    from reports.metrics import local_time
+    from fer_agent.reports.metrics import local_time
+    from fer_agent.store.reader import reading, select_sessions
+    from fer_agent.store.writer import Store
 
     if (session is None) == (older_than is None):
         raise click.UsageError("name one SESSION, or --older-than DAYS")
@@ -659,8 +661,8 @@ def salvage(damaged: str, output: str) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from agent.salvage import salvage as save_readable
-    from reports.metrics import local_time
+    from fer_agent.reports.metrics import local_time
+    from fer_agent.store.salvage import salvage as save_readable
 
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,

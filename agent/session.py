@@ -14,19 +14,20 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
-from agent.analysis import Analyzer
-from agent.errors import CaptureError, FerAgentError, unexpected_error
-from agent.live import Dashboard
-from agent.sources import SkippedFile, take_skipped
-from agent.store import Store
-from agent.tracker import Tracker
+from fer_agent.capture.sources import take_skipped
+from fer_agent.errors import CaptureError, FerAgentError, unexpected_error
+from fer_agent.live.dashboard import Dashboard
+from fer_agent.store.writer import Store
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.types import SkippedFile
+from fer_agent.vision.analysis import Analyzer
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,15 @@ peak memory of a real ``fer-agent start``.
 
     python benchmarks/agent_pipeline.py --data ../shared/datasets/fer2013 --galleries ../shared/datasets/galleries
 
-Every frame goes through what the session loop (``agent.session.run_session``) runs: ``Analyzer.analyze`` (face
-finding over time: discovery and following, ``agent.watch``; crops; one classifier batch), ``Tracker.update`` and
-``Store.write_frame`` into a real SQLite file, with frame ``i`` at ``i`` seconds of session time. Each scenario starts
-a fresh session (a new ``Watcher`` and ``Tracker``); the first ``--warmup`` frames (the first discovery among them)
-are left out of the per-frame numbers and shown on their own as the first frame.
+Every frame goes through what the session loop (``fer_agent.session.run_session``) runs: ``Analyzer.analyze`` (face
+finding over time: discovery and following, ``fer_agent.vision.watch``; crops; one classifier batch), ``Tracker.update``
+and ``Store.write_frame`` into a real SQLite file, with frame ``i`` at ``i`` seconds of session time. Each scenario
+starts a fresh session (a new ``Watcher`` and ``Tracker``); the first ``--warmup`` frames (the first discovery among
+them) are left out of the per-frame numbers and shown on their own as the first frame.
 
 Scenarios:
 
-- **synthetic galleries** (1920x1080, ``agent.synthetic``: PrivateTest faces, camera-off tiles, a highlighted
+- **synthetic galleries** (1920x1080, ``tests.synthetic``: PrivateTest faces, camera-off tiles, a highlighted
   speaker, name bars, pictures on the wall, Gaussian camera noise of 2 grey levels on every frame), 3x3, 5x5, 7x7:
   *still class*: each second 20% of the participants (chosen at random) show a new face image and move by up to 4
   pixels, the others sit still; *worst case*: every participant shows a new face image in every frame (same places).
@@ -47,25 +47,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
-
-import agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
 
 import cv2
 import numpy as np
-
-from agent.analysis import Analyzer
-from agent.detector_model import resolve_detector_model, resolve_discovery_model
-from agent.paths import default_emotion_model
-from agent.sources import Frame, Paced, VideoSource
-from agent.store import Store
-from agent.synthetic import participants_from_faces, render_gallery, tile_boxes
-from agent.tracker import Tracker
-from agent.watch import Watcher
 from common import footer_line, header_line, table
-from training.data import load_fer
+
+import fer_agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
+from fer_agent.capture.sources import Paced, VideoSource
+from fer_agent.paths import default_emotion_model
+from fer_agent.store.writer import Store
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.training.data import load_fer
+from fer_agent.types import Frame
+from fer_agent.vision.analysis import Analyzer
+from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
+from fer_agent.vision.watch import Watcher
+from tests.synthetic import participants_from_faces, render_gallery, tile_boxes
 
 WIDTH, HEIGHT = 1920, 1080
 STAGES = ("discover", "follow", "classify", "track", "store")
@@ -296,7 +296,7 @@ print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_m
 
 def agent_peak_rss(source: list[str], database: Path) -> tuple[float, float, str]:
     """Peak RSS (MB) and wall seconds of ``fer-agent start SOURCE... --quiet``, and its first output line."""
-    launched = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "agent", "start", *source,
+    launched = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, "-m", "fer_agent", "start", *source,
                                "--quiet", "--db", str(database)], capture_output=True, text=True, check=True)
     report = json.loads(launched.stdout)
     if report["returncode"] != 0:
@@ -335,10 +335,10 @@ def peak():
 
 steps = []
 import agent
-from agent.analysis import Analyzer
-from agent.detector_model import resolve_detector_model, resolve_discovery_model
-from agent.paths import default_emotion_model
-from agent.sources import VideoSource
+from fer_agent.vision.analysis import Analyzer
+from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
+from fer_agent.paths import default_emotion_model
+from fer_agent.capture.sources import VideoSource
 steps.append(("imports", peak()))
 analyzer = Analyzer(resolve_detector_model(), resolve_discovery_model(), default_emotion_model(), 1)
 steps.append(("models loaded", peak()))
@@ -365,7 +365,7 @@ def memory_steps(video: Path) -> str:
 def screen_grab_ms(rounds: int = 20) -> tuple[str, float] | None:
     if not os.environ.get("DISPLAY"):
         return None
-    from agent.sources import ScreenSource
+    from fer_agent.capture.sources import ScreenSource
 
     source = ScreenSource(1)
     try:

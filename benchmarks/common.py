@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 import cv2
 
-AGENT = Path(__file__).resolve().parent.parent / "agent"
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = ROOT / "agent"
+# The test-data generators (tests/synthetic*.py) are imported as ``tests.synthetic``: from the checkout's root.
+sys.path.insert(0, str(ROOT))
 
 
 def machine() -> str:
@@ -28,8 +32,8 @@ def machine() -> str:
 def code_fingerprint() -> str:
     """sha256 (12 digits) of the agent package's sources: which state of the code was measured."""
     digest = hashlib.sha256()
-    for path in sorted(AGENT.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted(AGENT.rglob("*.py")):
+        digest.update(str(path.relative_to(AGENT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

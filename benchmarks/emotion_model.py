@@ -21,8 +21,8 @@ import onnxruntime as ort
 from rich.console import Console
 from rich.table import Table
 
-from agent.classifier import EmotionClassifier
-from agent.paths import default_emotion_model, model_card_for
+from fer_agent.paths import default_emotion_model, model_card_for
+from fer_agent.vision.classifier import EmotionClassifier
 
 
 def milliseconds_per_face(classifier: EmotionClassifier, batch: int, repeats: int, rounds: int) -> list[float]:
@@ -69,8 +69,8 @@ def main() -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     if args.data:
-        from training.data import load_dataset
-        from training.evaluate import evaluate, predict_dataset
+        from fer_agent.training.data import load_dataset
+        from fer_agent.training.evaluate import evaluate, predict_dataset
 
         private = load_dataset(args.data).split("PrivateTest")
         result = evaluate(predict_dataset(classifier, private), private, "PrivateTest")

@@ -3,8 +3,8 @@
     python benchmarks/measure_framing.py --data ../shared/datasets/fer2013 [--faces 2000]
 
 Upscales FER-2013 faces, runs the BlazeFace detector on them, and prints where the detector's box lies inside the
-48x48 crop (centre and size as fractions of the crop side). agent/crop.py frames run-time crops with these numbers,
-so that the classifier sees faces framed the way it was trained.
+48x48 crop (centre and size as fractions of the crop side). agent/vision/crop.py frames run-time crops with these
+numbers, so that the classifier sees faces framed the way it was trained.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from agent.detector import FaceDetector
-from agent.detector_model import resolve_detector_model
-from training.data import load_fer2013_csv
+from fer_agent.training.data import load_fer2013_csv
+from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.detector_model import resolve_detector_model
 
 UPSCALED = 192
 

@@ -3,7 +3,7 @@ through mp4 compression, and CenterFace alone against CenterFace + BlazeFace.
 
     python benchmarks/real_galleries.py --galleries ../shared/datasets/galleries [--out DIR]
 
-1. **Screenshots.** ``fer-agent analyze GALLERIES --json`` (the installed command line, run as ``python -m agent``),
+1. **Screenshots.** ``fer-agent analyze GALLERIES --json`` (the installed command line, run as ``python -m fer_agent``),
    scored with the datasets' own rule (its README; ``score.py`` is run on the same results as a check): for each
    required face in turn, the nearest detection not yet used is a hit when its centre lies within 0.5 x w of the
    face's centre; a remaining detection near an optional face (0.5 x max(w, 20)) or inside an ignore rectangle is
@@ -34,11 +34,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
-
 import cv2
-
 from common import footer_line, header_line, table
+
+import agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
 
 VIDEO_FPS = 2
 VIDEO_SECONDS = 3
@@ -87,7 +86,7 @@ def score(entry: dict, boxes: list[list[float]]) -> Score:
 
 def analyze_json(path: Path, *options: str) -> list[dict]:
     """``fer-agent analyze PATH --json`` in its own process: one object per picture or video frame."""
-    result = subprocess.run([sys.executable, "-m", "agent", "analyze", str(path), "--json", *options],
+    result = subprocess.run([sys.executable, "-m", "fer_agent", "analyze", str(path), "--json", *options],
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"fer-agent analyze {path} failed ({result.returncode}):\n{result.stderr}")
@@ -183,10 +182,10 @@ def videos(galleries: Path, gt: dict[str, dict], out: Path) -> None:
 
 
 def detectors(galleries: Path, gt: dict[str, dict], repeats: int) -> None:
-    from agent.analysis import Analyzer
-    from agent.detector_model import resolve_detector_model, resolve_discovery_model
-    from agent.paths import default_emotion_model
-    from agent.sources import read_image
+    from fer_agent.capture.sources import read_image
+    from fer_agent.paths import default_emotion_model
+    from fer_agent.vision.analysis import Analyzer
+    from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
 
     ways = {"centerface": "CenterFace alone (`FaceFinder.centerface`: `FaceDiscovery.detect` in pieces, doubles "
                           "left out)",

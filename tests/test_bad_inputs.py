@@ -18,9 +18,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from agent.errors import CaptureError, UnreadableImageError
-from agent.sources import (IMAGE_SUFFIXES, MAX_PIXELS, Frame, ImageSource, VideoSource, load_image, open_source,
-                           take_skipped)
+from fer_agent.capture.sources import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageSource,
+    VideoSource,
+    load_image,
+    open_source,
+    take_skipped,
+)
+from fer_agent.errors import CaptureError, UnreadableImageError
+from fer_agent.types import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
@@ -36,7 +44,7 @@ def gallery(name: str) -> Path:
 
 
 def agent(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, timeout=timeout,
                           env=env, cwd=ROOT)
 
 

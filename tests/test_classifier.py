@@ -8,9 +8,9 @@ import numpy as np
 import onnx
 import pytest
 
-from agent.classifier import EmotionClassifier
-from agent.errors import ModelError
-from agent.labels import EMOTIONS
+from fer_agent.errors import ModelError
+from fer_agent.labels import EMOTIONS
+from fer_agent.vision.classifier import EmotionClassifier
 from tests.conftest import SHIPPED_MODEL
 
 

@@ -17,7 +17,7 @@ COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "s
 
 
 def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"fer-agent {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result
@@ -33,7 +33,7 @@ def test_help_lists_every_command() -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str) -> None:
     output = fer_agent(command, "--help").stdout
-    assert f"Usage: python -m agent {command}" in output
+    assert f"Usage: python -m fer_agent {command}" in output
     assert len(output.splitlines()) > 5
 
 
@@ -79,7 +79,7 @@ def test_errors_are_one_clear_line(tmp_path: Path, fer_subset: Path) -> None:
 
 def test_training_without_the_train_extra_says_how_to_get_it(fer_subset: Path, tmp_path: Path) -> None:
     # Run the CLI in an interpreter where importing torch fails, as in a runtime-only install.
-    code = "import sys; sys.modules['torch'] = None; from agent.cli import main; main()"
+    code = "import sys; sys.modules['torch'] = None; from fer_agent.cli import main; main()"
     for args in (["train", "--data", str(fer_subset)], ["export-model", str(fer_subset / "fer2013.csv")]):
         result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 1, result.stderr
@@ -105,8 +105,8 @@ def test_evaluate_images_through_the_runtime_path(test_faces: tuple, detector_mo
     import cv2
     import numpy as np
 
-    from agent.classifier import EmotionClassifier
-    from agent.labels import EMOTIONS
+    from fer_agent.labels import EMOTIONS
+    from fer_agent.vision.classifier import EmotionClassifier
 
     pixels, labels = test_faces
     chosen = np.flatnonzero(labels >= 0)[:150]
@@ -146,7 +146,7 @@ def test_check_on_a_real_screenshot_and_its_saved_picture(detector_env: dict, tm
     if not shot.is_file():
         pytest.skip(f"the real call screenshots are not at {GALLERIES}")
     picture = tmp_path / "check.png"
-    result = subprocess.run([sys.executable, "-m", "agent", "check", "--source", str(shot), "--save", str(picture)],
+    result = subprocess.run([sys.executable, "-m", "fer_agent", "check", "--source", str(shot), "--save", str(picture)],
                             capture_output=True, text=True, env={**detector_env, "COLUMNS": "200"}, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "1366x768 pixels, 13 faces found" in result.stdout and "P13" in result.stdout
@@ -168,7 +168,7 @@ def test_nothing_on_the_terminal_and_nothing_in_the_cache_but_ours(detector_env:
     assert len(decoded(video)) == 4
     home = tmp_path / "home"
     env = {**detector_env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
-    result = subprocess.run([sys.executable, "-m", "agent", "analyze", str(video), "--json", "--fps", "2"],
+    result = subprocess.run([sys.executable, "-m", "fer_agent", "analyze", str(video), "--json", "--fps", "2"],
                             capture_output=True, text=True, env=env, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

@@ -8,11 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.classifier import EmotionClassifier
-from agent.crop import crop_face, eye_angle
-from agent.detector import KEYPOINTS, Face, FaceDetector
+from fer_agent.training.data import load_dataset
+from fer_agent.types import KEYPOINTS, Face
+from fer_agent.vision.classifier import EmotionClassifier
+from fer_agent.vision.crop import crop_face, eye_angle
+from fer_agent.vision.detector import FaceDetector
 from tests.conftest import SHIPPED_MODEL
-from training.data import load_dataset
 
 
 def tilted_face(angle_degrees: float) -> tuple[np.ndarray, Face]:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent.errors import DatasetError
-from agent.labels import EMOTIONS
-from training.data import FERPLUS_COLUMNS, load_dataset, load_fer, load_fer2013_csv, load_image_folder
+from fer_agent.errors import DatasetError
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.data import FERPLUS_COLUMNS, load_dataset, load_fer, load_fer2013_csv, load_image_folder
 
 FACE = " ".join(str(i % 256) for i in range(48 * 48))
 

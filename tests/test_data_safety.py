@@ -16,18 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.database import APPLICATION_ID
-from agent.errors import StoreError
-from agent.store import MIGRATIONS, WAL_CHECKPOINT_PAGES, WAL_LIMIT_BYTES, Store
-from agent.synthetic_session import record_class
-from agent.tracker import Tracker
+from fer_agent.errors import StoreError
+from fer_agent.store.database import APPLICATION_ID
+from fer_agent.store.writer import MIGRATIONS, WAL_CHECKPOINT_PAGES, WAL_LIMIT_BYTES, Store
+from fer_agent.tracking.tracker import Tracker
+from tests.synthetic_session import record_class
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
 HOLDER = """
 import sys
-from agent.store import Store
-from agent.tracker import Tracker
+from fer_agent.store.writer import Store
+from fer_agent.tracking.tracker import Tracker
 sys.path.insert(0, sys.argv[2])
 from test_store import observations
 store = Store(sys.argv[1])
@@ -44,7 +44,7 @@ if sys.stdin.readline().strip() == "finish":
 
 
 def fer_agent(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, timeout=300,
                           env=env, cwd=ROOT)
 
 

@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from agent import detector_model
-from agent.detector import KEYPOINTS, Face, FaceDetector
-from agent.checksum import sha256_of
-from agent.detector_model import BLAZEFACE, resolve_detector_model
-from agent.errors import DetectorModelError
-from training.data import load_fer2013_csv
+from fer_agent.checksum import sha256_of
+from fer_agent.errors import DetectorModelError
+from fer_agent.training.data import load_fer2013_csv
+from fer_agent.types import KEYPOINTS, Face
+from fer_agent.vision import detector_model
+from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.detector_model import BLAZEFACE, resolve_detector_model
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.analysis import Analyzer
-from agent.detector import FaceDetector
-from agent.discovery import FaceDiscovery
-from agent.finder import FaceFinder
-from agent.sources import Frame
-from agent.synthetic import participants_from_faces, render_gallery, tile_boxes
+from fer_agent.types import Frame
+from fer_agent.vision.analysis import Analyzer
+from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.discovery import FaceDiscovery
+from fer_agent.vision.finder import FaceFinder
 from tests.conftest import ROOT, SHIPPED_MODEL
+from tests.synthetic import participants_from_faces, render_gallery, tile_boxes
 
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
 # (participants, camera off, pictures on the wall, chat panel): 2x2 to 7x7 grids, partly filled last rows.
@@ -138,7 +138,7 @@ def test_every_real_screenshot_as_a_session_has_one_participant_per_face(
         detector_model_path: Path, discovery_model_path: Path, real_screenshots: dict) -> None:
     """Each screenshot shown for 6 seconds to a session's analyzer and tracker: every participant is a face, no face
     is two participants, and the participants stay the same from frame to frame."""
-    from agent.tracker import Tracker
+    from fer_agent.tracking.tracker import Tracker
 
     for name, truth in real_screenshots.items():
         image = read_rgb(GALLERIES / name)
@@ -196,7 +196,7 @@ def test_synthetic_galleries_recall_and_false_faces(test_faces, finder: FaceFind
         gallery = render_gallery(people, chat_panel=chat)
         detected = finder.find(gallery.image)
         truths = [square for square in gallery.faces if square is not None]
-        # Where agent.synthetic draws a picture on the wall: a square of a fifth of the tile's height, at its top left.
+        # Where tests.synthetic draws a picture on the wall: a square of a fifth of the tile's height, at its top left.
         walls = [(x + w // 12, y + h // 10, max(h // 5, 8), max(h // 5, 8))
                  for person, (x, y, w, h) in zip(people, gallery.tiles)
                  if person.camera_on and person.picture_on_wall is not None]
@@ -207,8 +207,8 @@ def test_synthetic_galleries_recall_and_false_faces(test_faces, finder: FaceFind
         total += len(truths)
         found += hits
     # Measured 79%: CenterFace, which finds every face of the real screenshots, misses many of these tightly cropped,
-    # upscaled FER-2013 faces with no hair or shoulders around them (agent.discovery). Below the 95% the tile finder
-    # reached on them; the real screenshots above are the bar that counts.
+    # upscaled FER-2013 faces with no hair or shoulders around them (fer_agent.vision.discovery). Below the 95% the tile
+    # finder reached on them; the real screenshots above are the bar that counts.
     assert found / total >= 0.75, (found, total)
     # The set holds faces down to the size the agent must find: a 48-pixel FER-2013 square holds a ~42-pixel face.
     assert smallest <= 50
@@ -271,7 +271,7 @@ def test_background_discovery_finds_a_camera_turned_on_without_holding_up_a_fram
         test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
     """On a live screen the periodic discovery runs beside the frames: a camera turned on in a 5x5 gallery (nothing
     else moves) is found within the discovery period, and no frame but the first waits for a discovery."""
-    from agent.synthetic import Participant
+    from tests.synthetic import Participant
 
     faces, _ = test_faces
     people = participants_from_faces(faces, 25, seed=3)

@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.classifier import LABELS_KEY, VERSION_KEY, EmotionClassifier
-from agent.cli import FiniteFloat, main
-from agent.errors import ModelError
-from agent.labels import EMOTIONS
+from fer_agent.cli import FiniteFloat, main
+from fer_agent.errors import ModelError
+from fer_agent.labels import EMOTIONS
+from fer_agent.vision.classifier import LABELS_KEY, VERSION_KEY, EmotionClassifier
 from tests.conftest import ROOT, SHIPPED_MODEL
 
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
@@ -31,7 +31,7 @@ SHOTS = ("josehermosillaa_grupo.jpg", "gommy15_zoom4.PNG")
 
 
 def fer_agent(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=600, check=False)
 
 

@@ -8,12 +8,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from agent.analysis import FrameAnalysis, Observation
-from agent.detector import Face
-from agent.finder import Tile
-from agent.live import Dashboard, sparkline
-from agent.sources import Frame
-from agent.tracker import Tracker
+from fer_agent.live.dashboard import Dashboard, sparkline
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.types import Face, Frame, FrameAnalysis, Observation, Tile
 
 
 def rendered(dashboard: Dashboard, width: int, height: int) -> str:

@@ -7,7 +7,7 @@ import json
 
 import onnx
 
-from agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS
 from tests.conftest import SHIPPED_CARD, SHIPPED_MODEL
 
 

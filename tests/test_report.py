@@ -17,14 +17,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import StoreError
-from agent.labels import EMOTIONS
-from agent.store import MIGRATIONS, Store
-from agent.synthetic_session import Episode, record_class
-from reports.data import load_session, open_database, select_sessions
-from reports.html import render_report
-from reports.metrics import (UNKNOWN_CAUSE, Gap, clock, default_interval, key_moments, not_observed, observed_share,
-                             plural, timeline)
+from fer_agent.errors import StoreError
+from fer_agent.labels import EMOTIONS
+from fer_agent.reports.html import render_report
+from fer_agent.reports.metrics import (
+    UNKNOWN_CAUSE,
+    Gap,
+    clock,
+    default_interval,
+    key_moments,
+    not_observed,
+    observed_share,
+    plural,
+    timeline,
+)
+from fer_agent.store.reader import load_session, open_database, select_sessions
+from fer_agent.store.writer import MIGRATIONS, Store
+from tests.synthetic_session import Episode, record_class
 
 HOSTILE = "<script>alert(1)</script>"
 EPISODES = (Episode("negative", 240, 330), Episode("away", 540, 630))
@@ -38,7 +47,7 @@ LOST_PARTICIPANTS = 20
 
 
 def fer_agent(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "fer_agent", *args], capture_output=True, text=True, timeout=300,
                           input=input)
 
 
@@ -181,7 +190,7 @@ def test_html_is_self_contained_and_escaped(class_db: Path, tmp_path: Path) -> N
 
 
 def test_the_latest_session_is_the_default(class_db: Path, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "agent", "report", "--db", str(class_db)], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "fer_agent", "report", "--db", str(class_db)], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "fer-agent-session-3.html").is_file()
@@ -225,7 +234,7 @@ def test_report_while_the_agent_records(class_db: Path, tmp_path: Path) -> None:
 
 
 def test_sessions_lists_every_session(class_db: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "agent", "sessions", "--db", str(class_db)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "fer_agent", "sessions", "--db", str(class_db)], capture_output=True,
                             text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines() if re.match(r"\s*\d+\s+\d{4}-", line)]

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from agent.errors import CaptureError
-from agent.sources import Frame, ImageSource, Paced, VideoSource, open_source, parse_region
+from fer_agent.capture.sources import ImageSource, Paced, VideoSource, open_source, parse_region
+from fer_agent.errors import CaptureError
+from fer_agent.types import Frame
 
 
 def write_video(path: Path, frames: int, fps: float, size=(320, 240)) -> None:

@@ -11,12 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.analysis import Observation
-from agent.detector import KEYPOINTS, Face
-from agent.errors import StoreError
-from agent.finder import Tile
-from agent.store import MIGRATIONS, Store, schema_version
-from agent.tracker import Tracker
+from fer_agent.errors import StoreError
+from fer_agent.store.writer import MIGRATIONS, Store, schema_version
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.types import KEYPOINTS, Face, Observation, Tile
 
 
 def observations(count: int, with_faces: bool = True) -> list[Observation]:
@@ -85,7 +83,7 @@ def test_reopening_keeps_data_and_marks_crashed_sessions_interrupted(tmp_path: P
 def test_second_writer_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "class.db"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from agent.store import Store; s = Store(sys.argv[1]); "
+        [sys.executable, "-c", "import sys, time; from fer_agent.store.writer import Store; s = Store(sys.argv[1]); "
          "s.start_session('other', 1.0, 'v', None, 'd'); print('ready', flush=True); time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.analysis import Analyzer, Observation
-from agent.detector import KEYPOINTS, Face
-from agent.finder import Tile
-from agent.sources import Frame
-from agent.synthetic import Participant, participants_from_faces, render_gallery
-from agent.tracker import Tracker
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.types import KEYPOINTS, Face, Frame, Observation, Tile
+from fer_agent.vision.analysis import Analyzer
 from tests.conftest import SHIPPED_MODEL
+from tests.synthetic import Participant, participants_from_faces, render_gallery
 
 
 class Session:

@@ -13,14 +13,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from agent.classifier import EmotionClassifier
-from agent.errors import DatasetError
-from agent.labels import EMOTIONS
-from training.data import load_dataset
-from training.export import export_onnx
-from training.model import ProbabilityHead
-from training.train import (BEST_CHECKPOINT, LAST_CHECKPOINT, TrainConfig, build_model, load_checkpoint,
-                            model_from_checkpoint, seed_everything, train)
+from fer_agent.errors import DatasetError
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.data import load_dataset
+from fer_agent.training.export import export_onnx
+from fer_agent.training.model import ProbabilityHead
+from fer_agent.training.train import (
+    BEST_CHECKPOINT,
+    LAST_CHECKPOINT,
+    TrainConfig,
+    build_model,
+    load_checkpoint,
+    model_from_checkpoint,
+    seed_everything,
+    train,
+)
+from fer_agent.vision.classifier import EmotionClassifier
 
 
 def quick_config(data: Path, out_dir: Path, **overrides) -> TrainConfig:

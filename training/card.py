@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.evaluate import Evaluation
+from fer_agent.training.evaluate import Evaluation
 
 
 def write_card(card: dict, path: Path) -> None:

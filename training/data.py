@@ -13,14 +13,14 @@ import io
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from agent.errors import DatasetError
-from agent.labels import EMOTIONS
+from fer_agent.errors import DatasetError
+from fer_agent.labels import EMOTIONS
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from agent.classifier import EmotionClassifier
-from agent.errors import CaptureError, DatasetError
-from agent.labels import EMOTIONS
-from agent.sources import IMAGE_SUFFIXES, read_image
-from training.data import CLASS_SYNONYMS, FaceDataset
+from fer_agent.capture.sources import IMAGE_SUFFIXES, read_image
+from fer_agent.errors import CaptureError, DatasetError
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.data import CLASS_SYNONYMS, FaceDataset
+from fer_agent.vision.classifier import EmotionClassifier
 
 
 @dataclass

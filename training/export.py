@@ -11,13 +11,13 @@ from pathlib import Path
 import onnx
 import torch
 
-from agent.checksum import sha256_of
-from agent.classifier import LABELS_KEY, VERSION_KEY
-from agent.labels import EMOTIONS
-from training.card import write_card
-from training.data import FACE_SIZE
-from training.model import ProbabilityHead, count_parameters
-from training.train import TrainConfig, load_checkpoint, model_from_checkpoint
+from fer_agent.checksum import sha256_of
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.card import write_card
+from fer_agent.training.data import FACE_SIZE
+from fer_agent.training.model import ProbabilityHead, count_parameters
+from fer_agent.training.train import TrainConfig, load_checkpoint, model_from_checkpoint
+from fer_agent.vision.classifier import LABELS_KEY, VERSION_KEY
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS
 
 PIXEL_MEAN = 128.0
 PIXEL_STD = 64.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from agent.errors import DatasetError
-from agent.labels import EMOTIONS
-from training.augment import Augmentation
-from training.data import FaceDataset, load_dataset
-from training.model import EmotionNet
+from fer_agent.errors import DatasetError
+from fer_agent.labels import EMOTIONS
+from fer_agent.training.augment import Augmentation
+from fer_agent.training.data import FaceDataset, load_dataset
+from fer_agent.training.model import EmotionNet
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,8 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
     if len(train_set) - len(keep):
         console.print(f"skipped {len(train_set) - len(keep)} training faces without a usable target")
     if len(keep) == 0 or len(val_set) == 0:
-        raise DatasetError(f"{dataset.source}: needs Training and PublicTest rows, found {len(keep)} and {len(val_set)}")
+        raise DatasetError(f"{dataset.source}: needs Training and PublicTest rows, found {len(keep)} and "
+                           f"{len(val_set)}")
     pixels = torch.from_numpy(train_set.pixels[keep]).unsqueeze(1)
     target_tensor = torch.from_numpy(targets)
     hard_labels = torch.from_numpy(targets.argmax(axis=1))
@@ -200,8 +201,8 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
         start_epoch = state["epoch"]
         console.print(f"resuming after epoch {start_epoch} from {last_path}")
 
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("training", total=config.epochs * steps_per_epoch,
                                  completed=start_epoch * steps_per_epoch, stats="")

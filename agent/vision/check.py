@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from agent.analysis import Observation
-from agent.finder import reading_rows
+from fer_agent.types import Observation
+from fer_agent.vision.finder import reading_rows
 
 # Faces smaller than this (pixels wide) are found, but their expressions are read from very few pixels.
 SMALL_FACE = 32

@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.detector import KEYPOINTS, Face
-from agent.errors import DetectorModelError
-from agent.runtime import quiet_session_options
+from fer_agent.errors import DetectorModelError
+from fer_agent.runtime import quiet_session_options
+from fer_agent.types import KEYPOINTS, Face
 
 INPUT = "input.1"
 # heatmap [1, 1, h, w], log box size [1, 2, h, w], centre offset [1, 2, h, w], 5 landmarks [1, 10, h, w]

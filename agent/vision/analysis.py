@@ -1,7 +1,7 @@
 """One frame through the stages: face finding -> FER-framed crops -> one classifier batch.
 
 ``Analyzer`` loads every model once (``Analyzer(...)``, as insightface's ``prepare()``). ``analyze(frame)`` per
-frame of a session follows the faces over time (``agent.watch``) and returns a :class:`FrameAnalysis`: one
+frame of a session follows the faces over time (``fer_agent.vision.watch``) and returns a :class:`FrameAnalysis`: one
 :class:`Observation` per participant's place, with or without a face, and whether the frame was observed at all.
 ``find(image)`` analyses one picture on its own (a screenshot, an image of a dataset).
 """
@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from agent.classifier import EmotionClassifier
-from agent.crop import crop_face
-from agent.detector import Face, FaceDetector
-from agent.discovery import FaceDiscovery
-from agent.finder import FaceFinder, Tile, look_of, place_tile
-from agent.labels import EMOTIONS
-from agent.sources import Frame
-from agent.watch import Watcher
+from fer_agent.labels import EMOTIONS
+from fer_agent.types import Face, Frame, FrameAnalysis, Observation
+from fer_agent.vision.classifier import EmotionClassifier
+from fer_agent.vision.crop import crop_face
+from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.discovery import FaceDiscovery
+from fer_agent.vision.finder import FaceFinder, look_of, place_tile
+from fer_agent.vision.watch import Watcher
 
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
 # about 35-40 mm in front of the eye plane, 60-65 mm between the pupils). A head turned by yaw θ moves the nose tip
 # sideways by NOSE_DEPTH * sin θ while the eyes close up to cos θ of their distance.
 NOSE_DEPTH = 0.6
-# Facing the screen: head turned by at most this many degrees.
-FACING_LIMIT_DEGREES = 30.0
 
 
 def head_yaw(face: Face) -> float:
@@ -48,55 +45,10 @@ def head_yaw(face: Face) -> float:
     return math.degrees(math.atan2(offset, NOSE_DEPTH * distance))
 
 
-@dataclass(frozen=True)
-class Observation:
-    """One participant's place in one frame: the place (``tile``), its look (``signature``, for telling
-    participants apart), the place's key while it is followed (``place``), and the face in it with the classifier's
-    view of it, or no face (turned away, camera off, left): then ``face``, ``probabilities`` and ``yaw`` are None."""
-
-    tile: Tile
-    signature: np.ndarray
-    face: Face | None = None
-    probabilities: np.ndarray | None = None
-    yaw: float | None = None
-    place: int | None = None
-
-    def __post_init__(self) -> None:
-        if (self.face is None) != (self.probabilities is None) or (self.face is None) != (self.yaw is None):
-            raise ValueError("face, probabilities and yaw: expected all three or none")
-        if self.probabilities is not None and self.probabilities.shape != (len(EMOTIONS),):
-            raise ValueError(f"probabilities: expected shape ({len(EMOTIONS)},), got {self.probabilities.shape}")
-
-    @property
-    def emotion(self) -> str | None:
-        return None if self.probabilities is None else EMOTIONS[int(self.probabilities.argmax())]
-
-    @property
-    def facing(self) -> bool | None:
-        return None if self.yaw is None else abs(self.yaw) <= FACING_LIMIT_DEGREES
-
-
-@dataclass(frozen=True)
-class FrameAnalysis:
-    """The observations of one frame; ``observed`` is False when the agent could not see the class (the view was
-    lost: no observations); ``event`` is the view's change in this frame (kind, detail), if any; ``discovered`` says
-    that the whole screen was searched; ``milliseconds`` per stage (discover, follow, classify)."""
-
-    frame: Frame
-    observations: list[Observation]
-    observed: bool = True
-    event: tuple[str, str] | None = None
-    discovered: bool = False
-    milliseconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def faces(self) -> int:
-        return sum(observation.face is not None for observation in self.observations)
-
-
 class Analyzer:
     """Every model loaded once; ``analyze(frame)`` per frame of a session, ``find(image)`` for one picture.
-    ``live=True`` for a live screen or camera: periodic discoveries run beside the frames (``agent.watch``)."""
+    ``live=True`` for a live screen or camera: periodic discoveries run beside the frames
+    (``fer_agent.vision.watch``)."""
 
     def __init__(self, detector_model: Path, discovery_model: Path, emotion_model: Path, threads: int = 1,
                  live: bool = False) -> None:

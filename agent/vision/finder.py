@@ -2,50 +2,36 @@
 
 Two detectors, each for what it does best (both measured on the real call screenshots, see BENCHMARKS.md):
 
-- **Discovery**: CenterFace (``agent.discovery``) takes the whole screen in one pass and finds every face on it,
+- **Discovery**: CenterFace (``fer_agent.vision.discovery``) takes the whole screen in one pass and finds every face on
+it,
   whatever the layout: grids with or without gaps, panels, speaker view, shared screens, several people in a tile.
-- **Confirmation and following**: BlazeFace (MediaPipe, ``agent.detector``) on a square around each face, where the
+- **Confirmation and following**: BlazeFace (MediaPipe, ``fer_agent.vision.detector``) on a square around each face,
+where the
   face fills ``FOLLOW_FRACTION`` of the square (BlazeFace needs a face to fill about a fifth to a third of its input).
-  It gives the box the crops were measured on (``agent.crop``) and the eye and nose keypoints, for about 2.5 ms of
-  CPU per face: cheap enough to follow every known face each frame, while discovery runs rarely.
+  It gives the box the crops were measured on (``fer_agent.vision.crop``) and the eye and nose keypoints, for about 2.5
+  ms of CPU per face: cheap enough to follow every known face each frame, while discovery runs rarely.
 
-``FaceFinder.find(image)``: both in turn, for one screenshot. ``agent.watch`` uses the same two steps over time.
+``FaceFinder.find(image)``: both in turn, for one screenshot. ``fer_agent.vision.watch`` uses the same two steps over
+time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
-from agent.detector import Face, FaceDetector
-from agent.discovery import FaceDiscovery
+from fer_agent.types import Face, Tile
+from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.discovery import FaceDiscovery
 
 FOLLOW_FRACTION = 0.3
 LOOK_GRID = (8, 6)
 # Where BlazeFace's box lies against CenterFace's, measured on the 240 faces both find on the real screenshots
 # (medians): centre shifted by (-0.01, +0.077) of the CenterFace box's size, width 1.08 and height 0.82 of it.
 BLAZEFACE_FRAMING = (-0.01, 0.077, 1.08, 0.82)
-
-
-@dataclass(frozen=True)
-class Tile:
-    """The place where a participant is watched: their face's box grown to twice its size (hair, shoulders, the room
-    right behind them: ``place_tile``), clipped to the frame, as (x, y, w, h) in screenshot pixels, and its index in
-    reading order. It is what stays when the face turns away or the camera goes off for a while."""
-
-    index: int
-    box: tuple[int, int, int, int]
-
-    def __post_init__(self) -> None:
-        if len(self.box) != 4 or self.box[2] <= 0 or self.box[3] <= 0:
-            raise ValueError(f"box: expected (x, y, w, h) with w, h > 0, got {self.box}")
-
-    def crop(self, image: np.ndarray) -> np.ndarray:
-        x, y, w, h = self.box
-        return image[y:y + h, x:x + w]
 
 
 def centre(box: tuple[int, int, int, int]) -> tuple[float, float]:

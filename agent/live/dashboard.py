@@ -21,9 +21,8 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from agent.analysis import FrameAnalysis
-from agent.labels import EMOTIONS
-from agent.tracker import Tracked
+from fer_agent.labels import EMOTIONS
+from fer_agent.types import FrameAnalysis, Tracked
 
 NEGATIVE = ("angry", "disgust", "fear", "sad")
 SPARK = "▁▂▃▄▅▆▇█"
@@ -111,8 +110,8 @@ class Dashboard:
         self.events.append(text)
 
     def view_event(self, time_s: float, kind: str, detail: str) -> None:
-        """The view was lost, came back, or changed layout (``agent.watch``); the header shows a lost view until it
-        comes back, with the wall-clock time it was lost at."""
+        """The view was lost, came back, or changed layout (``fer_agent.vision.watch``); the header shows a lost view
+        until it comes back, with the wall-clock time it was lost at."""
         if kind == "view_lost":
             self.view_lost_since = datetime.datetime.now().strftime("%H:%M")
             self.view_lost_cause = detail
@@ -254,8 +253,8 @@ class Dashboard:
         parts = [f"{stamp} minute {minute + 1}: {summary.frames} frames observed",
                  f"faces {summary.faces / summary.frames:.1f} of {summary.tiles / summary.frames:.1f} places"]
         if summary.faces:
-            parts += [f"facing {summary.facing / summary.faces:.0%}", f"negative {summary.negative / summary.faces:.0%}",
-                      f"happy {summary.happy / summary.faces:.0%}"]
+            parts += [f"facing {summary.facing / summary.faces:.0%}",
+                      f"negative {summary.negative / summary.faces:.0%}", f"happy {summary.happy / summary.faces:.0%}"]
         return ", ".join(parts)
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from agent.errors import ModelError
-from agent.labels import EMOTIONS
-from agent.runtime import quiet_session_options
+from fer_agent.errors import ModelError
+from fer_agent.labels import EMOTIONS
+from fer_agent.runtime import quiet_session_options
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from agent.database import connect_read_only, inspect, is_damage, salvage_hint
-from agent.errors import StoreError
-from agent.labels import EMOTIONS
-from agent.store import MIGRATIONS
+from fer_agent.errors import StoreError
+from fer_agent.labels import EMOTIONS
+from fer_agent.store.database import connect_read_only, inspect, is_damage, salvage_hint
+from fer_agent.store.writer import MIGRATIONS
 
 
 @dataclass(frozen=True)

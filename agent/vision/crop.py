@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from agent.detector import Face
+from fer_agent.types import Face
 
 BOX_CENTRE_X = 0.505
 BOX_CENTRE_Y = 0.557

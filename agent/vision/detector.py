@@ -6,44 +6,14 @@ import contextlib
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from agent.errors import DetectorModelError
+from fer_agent.errors import DetectorModelError
+from fer_agent.types import KEYPOINTS, Face
 
 log = logging.getLogger(__name__)
-
-# The face keypoints both detectors give (BlazeFace's first four, in MediaPipe's order; CenterFace's eyes and nose,
-# and the middle of its mouth corners): the person's right eye comes first, it is on the image's left.
-KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth")
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face: box (x, y, w, h) and keypoints [6, 2] in the pixel coordinates of the detected image."""
-
-    box: tuple[int, int, int, int]
-    score: float
-    keypoints: np.ndarray
-
-    def __post_init__(self) -> None:
-        if len(self.box) != 4 or self.box[2] <= 0 or self.box[3] <= 0:
-            raise ValueError(f"box: expected (x, y, w, h) with w, h > 0, got {self.box}")
-        if not 0.0 <= self.score <= 1.0:
-            raise ValueError(f"score: expected 0..1, got {self.score}")
-        if self.keypoints.shape != (len(KEYPOINTS), 2):
-            raise ValueError(f"keypoints: expected shape ({len(KEYPOINTS)}, 2), got {self.keypoints.shape}")
-
-    def keypoint(self, name: str) -> np.ndarray:
-        return self.keypoints[KEYPOINTS.index(name)]
-
-    def shifted(self, dx: int, dy: int) -> Face:
-        """The same face in a larger image whose origin lies (dx, dy) before this one's."""
-        x, y, w, h = self.box
-        return Face((x + dx, y + dy, w, h), self.score, self.keypoints + np.array([dx, dy], dtype=np.float32))
-
 
 class FaceDetector:
     """BlazeFace short-range through the MediaPipe Tasks API. Use as a context manager, or call ``close()``."""

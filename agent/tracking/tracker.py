@@ -1,6 +1,6 @@
 """Participant identity across frames: ``tracker.update(observations, time)`` gives each place a participant.
 
-The face finder follows each face from frame to frame (``agent.watch``), so while a place is followed its
+The face finder follows each face from frame to frame (``fer_agent.vision.watch``), so while a place is followed its
 participant is known: the place's key says so. A new place (a face that appeared: someone joined, the gallery
 reordered, a page flipped back, the view came back, a camera came back on) is matched to the participants who hold no
 place now, by the closest look (the colours around the face on a coarse grid, mostly the participant's room, which
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.analysis import Observation
-from agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS
+from fer_agent.types import Observation, Tracked
 
 # Mean absolute difference (grey levels, per signature cell and channel) under which two looks are the same person.
 MATCH_THRESHOLD = 32.0
@@ -57,15 +57,6 @@ class Participant:
             self.looks[closest] = (1 - LOOK_UPDATE) * self.looks[closest] + LOOK_UPDATE * signature
         else:
             self.looks = (self.looks + [signature])[-MAX_LOOKS:]
-
-
-@dataclass(frozen=True)
-class Tracked:
-    """An observation with its participant and the participant's smoothed expression (None until a face was seen)."""
-
-    observation: Observation
-    participant: Participant
-    smoothed: str | None
 
 
 class Tracker:

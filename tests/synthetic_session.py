@@ -17,12 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.analysis import Observation
-from agent.detector import KEYPOINTS, Face
-from agent.finder import Tile
-from agent.store import Store
-from agent.synthetic import tile_boxes
-from agent.tracker import Tracker
+from fer_agent.store.writer import Store
+from fer_agent.tracking.tracker import Tracker
+from fer_agent.types import KEYPOINTS, Face, Observation, Tile
+from tests.synthetic import tile_boxes
 
 USUAL = np.array([0.02, 0.005, 0.02, 0.18, 0.04, 0.035, 0.70])
 NEGATIVE = np.array([0.20, 0.05, 0.20, 0.03, 0.37, 0.02, 0.13])

@@ -6,10 +6,10 @@ crash left "running" are marked "interrupted" (ending at their last frame) on th
 file the path leads to (through any symbolic link; held by the operating system, so it dies with its process) keeps a
 second fer-agent from writing to the same file; a file with several names (hard links) is not written at all, as
 SQLite would keep a write-ahead log per name. Before anything is written
-the file is identified (:mod:`agent.database`): another application's SQLite file is refused untouched, a damaged one
-is refused with the way to save what is readable. The write-ahead log is checkpointed every few hundred pages and
-truncated to :data:`WAL_LIMIT_BYTES` after each checkpoint, so it stays small however long the session. No frame or
-face image is ever stored: boxes, scores, probabilities and labels only.
+the file is identified (:mod:`fer_agent.store.database`): another application's SQLite file is refused untouched, a
+damaged one is refused with the way to save what is readable. The write-ahead log is checkpointed every few hundred
+pages and truncated to :data:`WAL_LIMIT_BYTES` after each checkpoint, so it stays small however long the session. No
+frame or face image is ever stored: boxes, scores, probabilities and labels only.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import datetime
 import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Callable
 
 import filelock
 import platformdirs
 from sqlite_utils import Database
 
-from agent.database import APPLICATION_ID, connect_read_only, inspect, require_regular_file, salvage_hint
-from agent.errors import StoreError
-from agent.labels import EMOTIONS
-from agent.tracker import Tracked
+from fer_agent.errors import StoreError
+from fer_agent.labels import EMOTIONS
+from fer_agent.store.database import APPLICATION_ID, connect_read_only, inspect, require_regular_file, salvage_hint
+from fer_agent.types import Tracked
 
 log = logging.getLogger(__name__)
 

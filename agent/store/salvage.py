@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from agent.database import APPLICATION_ID, connect_read_only
-from agent.errors import StoreError
-from agent.store import MIGRATIONS, Store
+from fer_agent.errors import StoreError
+from fer_agent.store.database import APPLICATION_ID, connect_read_only
+from fer_agent.store.writer import MIGRATIONS, Store
 
 CHUNK_ROWS = 2000
 # Written parents before children, so that every row's references are known when it is filtered.

@@ -2,7 +2,7 @@
 known face each frame, and an honest account of when the agent cannot see the class.
 
 A *place* is where a face was found, followed from frame to frame by BlazeFace on the square around the face's last
-box (``agent.finder``). Each frame:
+box (``fer_agent.vision.finder``). Each frame:
 
 1. **Following.** A place whose square looks as it did when its face was last detected (its 16x16 grey thumbnail
    differs by under ``STILL_LEVELS`` on average) keeps its face for up to ``MAX_STILL_FRAMES`` frames without the
@@ -26,15 +26,15 @@ box (``agent.finder``). Each frame:
 from __future__ import annotations
 
 import time as clock
-from dataclasses import dataclass, field
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from itertools import count
 
 import cv2
 import numpy as np
 
-from agent.detector import Face
-from agent.finder import FaceFinder, centre, crop_square, inside, look_of, reading_rows, square_around
+from fer_agent.types import Face
+from fer_agent.vision.finder import FaceFinder, centre, crop_square, inside, look_of, reading_rows, square_around
 
 STILL_LEVELS = 3.0
 MAX_STILL_FRAMES = 10

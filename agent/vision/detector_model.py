@@ -26,8 +26,8 @@ from pathlib import Path
 
 import platformdirs
 
-from agent.checksum import sha256_of
-from agent.errors import DetectorModelError
+from fer_agent.checksum import sha256_of
+from fer_agent.errors import DetectorModelError
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from agent.errors import CaptureError, UnreadableImageError
+from fer_agent.errors import CaptureError, UnreadableImageError
+from fer_agent.types import Frame, SkippedFile
 
 log = logging.getLogger(__name__)
 
@@ -41,43 +41,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".we
                   ".ppm", ".pbm", ".pnm")
 # Rows of a picture converted to an array at a time.
 STRIP_ROWS = 512
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One RGB uint8 [H, W, 3] frame; ``time`` in seconds from the start of the source (video time for videos);
-    ``dropped``: frames skipped just before this one because the agent was busy; ``name``: where it came from;
-    ``capture_ms``: how long reading it took (screen grab, decoding); ``scale``: the original picture's pixels per
-    pixel of ``image`` (above 1 when a picture larger than 8K was scaled down to :data:`MAX_PIXELS`)."""
-
-    image: np.ndarray
-    time: float
-    name: str
-    dropped: int = 0
-    capture_ms: float = 0.0
-    scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:
-            raise ValueError(f"image: expected uint8 [H, W, 3], got {self.image.dtype} {self.image.shape}")
-        if self.dropped < 0:
-            raise ValueError(f"dropped: expected >= 0, got {self.dropped}")
-        if not (math.isfinite(self.scale) and self.scale >= 1.0):
-            raise ValueError(f"scale: expected a finite number >= 1 (pictures are only scaled down), got {self.scale}")
-
-    def original_box(self, box) -> list[int]:
-        """A box [x, y, w, h] in this frame's pixels, in the original picture's pixels."""
-        return [round(value * self.scale) for value in box]
-
-
-@dataclass(frozen=True)
-class SkippedFile:
-    """A file of a folder that could not be read, and was skipped: ``name`` (its path), ``reason`` (a few words),
-    ``time`` (where its frame would have been, in seconds from the start of the source)."""
-
-    name: str
-    reason: str
-    time: float
 
 
 def take_skipped(source) -> list[SkippedFile]:
@@ -186,7 +149,8 @@ class ScreenSource:
         # mss's X11 backend fails with a bare AssertionError when the display's connection is gone mid-read.
         except (self._error, AssertionError, OSError) as error:
             reason = str(error) or "the connection to the display was lost"
-            raise CaptureError(f"{self.name}: screen capture failed ({reason}); was the monitor disconnected?") from None
+            raise CaptureError(f"{self.name}: screen capture failed ({reason}); was the monitor "
+                               "disconnected?") from None
         return np.ascontiguousarray(np.asarray(shot)[:, :, 2::-1])
 
     def frames(self) -> Iterator[Frame]:

@@ -21,7 +21,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import StoreError
+from fer_agent.errors import StoreError
 
 APPLICATION_ID = 0x46455241  # "FERA"
 TABLES = frozenset({"sessions", "frames", "participants", "observations", "events"})

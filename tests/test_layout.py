@@ -1,0 +1,76 @@
+"""The package's shape: dependencies run one way (shared basics <- stages <- session, training, report <- CLI), no
+stage imports a sibling stage, and every command and option is documented in the README."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from fer_agent.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT = ROOT / "agent"
+STAGES = ("capture", "vision", "tracking", "store", "live")
+BASICS = ("types", "errors", "labels", "paths", "runtime", "checksum")
+
+
+def imported(path: Path) -> set[str]:
+    """The fer_agent modules ``path`` imports (at any depth of its code)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fer_agent"):
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("fer_agent"))
+    return names
+
+
+def parts(module: str) -> list[str]:
+    return module.split(".")[1:]
+
+
+def test_no_stage_imports_a_sibling_stage() -> None:
+    crossings = []
+    for stage in STAGES:
+        for path in sorted((AGENT / stage).rglob("*.py")):
+            for module in imported(path):
+                first = parts(module)[:1]
+                if first and first[0] in STAGES and first[0] != stage:
+                    crossings.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert crossings == []
+
+
+def test_dependencies_run_one_way() -> None:
+    upward = []
+    for path in sorted(AGENT.rglob("*.py")):
+        relative = path.relative_to(AGENT)
+        top = relative.parts[0].removesuffix(".py")
+        for module in imported(path):
+            first = (parts(module) or [""])[0]
+            if top in BASICS and first and first not in BASICS:
+                upward.append(f"{relative} (a shared basic) imports {module}")
+            if top not in ("cli", "__main__") and first in ("cli", "training", "reports"):
+                upward.append(f"{relative} (the runtime) imports {module}")
+            if top in STAGES and first == "session":
+                upward.append(f"{relative} (a stage) imports {module}")
+    for folder in ("training", "reports"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            upward += [f"{path.relative_to(ROOT)} imports {module}" for module in imported(path)
+                       if (parts(module) or [""])[0] in ("cli", "session")]
+    assert upward == []
+
+
+def test_every_command_and_option_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = []
+    for name, command in main.commands.items():
+        if f"fer-agent {name}" not in readme:
+            missing.append(f"fer-agent {name}")
+        for parameter in command.params:
+            options = [option for option in getattr(parameter, "opts", []) if option.startswith("-")]
+            if options and not any(re.search(r"(?<![\w-])" + re.escape(option) + r"(?![\w-])", readme)
+                                   for option in options):
+                missing.append(f"fer-agent {name} {'/'.join(options)}")
+    assert missing == []
