@@ -413,7 +413,7 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     from rich.console import Console
     from rich.table import Table
 
-    from fer_agent.capture.sources import open_source, take_skipped
+    from fer_agent.capture.sources import open_source
     from fer_agent.labels import EMOTIONS
 
     frame_source = open_source(path, fps)
@@ -421,7 +421,7 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     skipped = []
 
     def warn_skipped() -> None:
-        for file in take_skipped(frame_source):
+        for file in frame_source.take_skipped():
             skipped.append(file)
             click.echo(f"warning: skipped {file.name}: {file.reason}", err=True)
 
@@ -480,7 +480,7 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     from rich.console import Console
     from rich.table import Table
 
-    from fer_agent.capture.sources import open_source, take_skipped
+    from fer_agent.capture.sources import open_source
     from fer_agent.vision.check import annotate, describe
 
     frame_source = open_source(source, fps, region)
@@ -489,7 +489,7 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     finally:
         frame_source.close()
         # A folder's first readable picture is checked; the unreadable ones before it are said.
-        for file in take_skipped(frame_source):
+        for file in frame_source.take_skipped():
             click.echo(f"warning: skipped {file.name}: {file.reason}", err=True)
     if frame is None:
         raise click.ClickException(f"{source}: nothing to capture")

@@ -21,12 +21,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from fer_agent.capture.sources import take_skipped
 from fer_agent.errors import CaptureError, FerAgentError, unexpected_error
 from fer_agent.live.dashboard import Dashboard
 from fer_agent.store.writer import Store
 from fer_agent.tracking.tracker import Tracker
-from fer_agent.types import SkippedFile
+from fer_agent.types import FrameSource, SkippedFile
 from fer_agent.vision.analysis import Analyzer
 
 log = logging.getLogger(__name__)
@@ -70,16 +69,16 @@ class SessionSummary:
     skipped: tuple[SkippedFile, ...] = ()
 
 
-def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str, model_accuracy: float | None,
-                detector: str, duration: float | None = None, no_face_seconds: float = 120.0,
-                console: Console | None = None, say: Callable[[str], None] | None = None,
-                say_events: bool = False) -> SessionSummary:
+def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_version: str,
+                model_accuracy: float | None, detector: str, duration: float | None = None,
+                no_face_seconds: float = 120.0, console: Console | None = None,
+                say: Callable[[str], None] | None = None, say_events: bool = False) -> SessionSummary:
     """Run one session. ``console``: where the live view is drawn (None: no live view). ``say``: where one line per
     minute of the session goes (``Dashboard.minute_line``), and with ``say_events`` each view event and warning too
     (``--plain``, or output that is not a terminal)."""
     session_id = store.start_session(source.name, source.fps, model_version, model_accuracy, detector)
     tracker = Tracker()
-    expected = source.expected_frames() if hasattr(source, "expected_frames") else None
+    expected = source.expected_frames()
     dashboard = Dashboard(source.name, str(store.path), session_id, expected)
     frames = dropped = 0
     last_face_time = 0.0
@@ -101,7 +100,7 @@ def run_session(source, analyzer: Analyzer, store: Store, *, model_version: str,
     def record_skipped() -> None:
         """The files the source skipped while reading the next frame (a folder's unreadable files): an
         ``unreadable_file`` event each, said like the other events, and listed in the summary."""
-        for skipped in take_skipped(source):
+        for skipped in source.take_skipped():
             if duration is not None and skipped.time >= duration:
                 continue
             skipped_files.append(skipped)

@@ -1,13 +1,15 @@
 """The data types every stage speaks, in the order of the data flow: a source's :class:`Frame` (and the
 :class:`SkippedFile` it could not read), a detector's :class:`Face`, a participant's place (:class:`Tile`), the
 classifier's :class:`Observation` of it, a frame's :class:`FrameAnalysis`, and the tracker's :class:`Tracked`
-observation. Each validates itself when it is made, with an error that names what was expected and what was given.
-Stages import their types from here, never from each other.
+observation; and :class:`FrameSource`, what every source of frames is. Each validates itself when it is made, with
+an error that names what was expected and what was given. Stages import their types from here, never from each
+other.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -168,3 +170,23 @@ class Tracked:
     observation: Observation
     participant: Identity
     smoothed: str | None
+
+
+class FrameSource(Protocol):
+    """What every source of frames is (``fer_agent.capture``): ``name`` (as the session records it), ``fps``
+    (frames per second of the clock, or of video time), ``live`` (paced against the clock, as a screen or a camera,
+    rather than read as fast as it is consumed, as a file). ``frames()`` yields the frames; ``expected_frames()`` is
+    how many a file will give (None for a live source, or a file that does not say); ``take_skipped()`` hands over the
+    files skipped since the last call (a folder's unreadable images); ``close()`` frees the device or file."""
+
+    name: str
+    fps: float
+    live: bool
+
+    def frames(self) -> Iterator[Frame]: ...
+
+    def expected_frames(self) -> int | None: ...
+
+    def take_skipped(self) -> list[SkippedFile]: ...
+
+    def close(self) -> None: ...

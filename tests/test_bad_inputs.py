@@ -25,7 +25,6 @@ from fer_agent.capture.sources import (
     VideoSource,
     load_image,
     open_source,
-    take_skipped,
 )
 from fer_agent.errors import CaptureError, UnreadableImageError
 from fer_agent.types import Frame
@@ -242,7 +241,8 @@ def test_still_image_formats_read_as_opencv_reads_them(tmp_path: Path) -> None:
     source = open_source(str(folder))
     assert isinstance(source, ImageSource)
     frames = {Path(frame.name).name: frame for frame in source.frames()}
-    assert list(frames) == ["a.TIF", "b.webp", "c.pgm", "d.JPG", "e.jpeg", "f.png", "g.gif"] and not source.skipped
+    assert list(frames) == ["a.TIF", "b.webp", "c.pgm", "d.JPG", "e.jpeg", "f.png", "g.gif"]
+    assert source.take_skipped() == []
     assert np.array_equal(frames["a.TIF"].image, pixels) and np.array_equal(frames["b.webp"].image, pixels)
     for name in ("d.JPG", "e.jpeg"):
         expected = cv2.cvtColor(cv2.imread(str(folder / name)), cv2.COLOR_BGR2RGB)
@@ -314,7 +314,7 @@ def test_an_image_too_large_to_decode_is_refused(detector_env: dict, tmp_path: P
     assert "20000x20000 pixels" in refused.value.reason
     source = open_source(str(bomb.parent))
     assert [Path(frame.name).name for frame in source.frames()] == ["b.jpg"]
-    [skipped] = take_skipped(source)
+    [skipped] = source.take_skipped()
     assert skipped.name == str(bomb) and "too large" in skipped.reason
     alone = agent("analyze", str(bomb), env=detector_env)
     assert "a.png: cannot read this image (20000x20000 pixels, too large to read" in error_line(alone)

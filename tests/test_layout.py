@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from fer_agent.cli import main
@@ -74,3 +76,10 @@ def test_every_command_and_option_is_in_the_readme() -> None:
                                    for option in options):
                 missing.append(f"fer-agent {name} {'/'.join(options)}")
     assert missing == []
+
+
+def test_ruff_finds_nothing() -> None:
+    """The rules in pyproject.toml (pycodestyle, pyflakes, import order, pyupgrade) over every folder of code."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "agent", "training", "reports", "tests",
+                             "benchmarks"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

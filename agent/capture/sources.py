@@ -8,7 +8,7 @@ at ``fps`` of video time.
 
 Bad input never passes for good: a video whose decoding stops short of the length it declares ends with a
 CaptureError; still images are read with Pillow, so a truncated one is an error (not half a grey picture); a folder
-skips the files it cannot read (``take_skipped``) and goes on. Every frame larger than 8K is scaled down to it, its
+skips the files it cannot read (``take_skipped()``) and goes on. Every frame larger than 8K is scaled down to it, its
 ``scale`` kept so that boxes can be given in the original's pixels.
 """
 
@@ -43,14 +43,25 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".we
 STRIP_ROWS = 512
 
 
-def take_skipped(source) -> list[SkippedFile]:
-    """The files ``source`` skipped since the last call (only a folder of images skips files), oldest first."""
-    skipped = getattr(source, "skipped", None)
-    if not skipped:
+class Source:
+    """What the sources share, as :class:`fer_agent.types.FrameSource` asks: by default a source is read as fast as
+    it is consumed, says nothing of how many frames it has, and skips nothing."""
+
+    name: str
+    fps: float
+    live = False
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def expected_frames(self) -> int | None:
+        return None
+
+    def take_skipped(self) -> list[SkippedFile]:
         return []
-    taken = list(skipped)
-    skipped.clear()
-    return taken
+
+    def close(self) -> None:
+        pass
 
 
 def bounded(image: np.ndarray) -> tuple[np.ndarray, float]:
@@ -110,7 +121,7 @@ def _paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray]) -> Iter
         yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started), scale)
 
 
-class ScreenSource:
+class ScreenSource(Source):
     """The screen through mss: monitor ``monitor`` (1 = the primary), or a ``region`` (x, y, w, h) of it."""
 
     live = True
@@ -163,7 +174,7 @@ class ScreenSource:
             log.debug("screen connection already gone at close")
 
 
-class WebcamSource:
+class WebcamSource(Source):
     """Camera ``index`` through OpenCV, paced at ``fps``."""
 
     live = True
@@ -190,10 +201,9 @@ class WebcamSource:
         self._capture.release()
 
 
-class VideoSource:
+class VideoSource(Source):
     """A video file (anything OpenCV reads), sampled at ``fps`` frames per second of video time."""
 
-    live = False
 
     def __init__(self, path: Path, fps: float = 1.0) -> None:
         if not path.is_file():
@@ -256,14 +266,12 @@ class VideoSource:
         self._capture.release()
 
 
-class ImageSource:
+class ImageSource(Source):
     """One image file, or every image in a folder (sorted by name), one frame each, ``time`` = their order / fps.
 
-    In a folder, a file that cannot be read (not an image, truncated, too large) is skipped: it is added to
-    ``skipped`` (see :func:`take_skipped`) and the next one is read; only a folder where no image at all can be read
-    is an error. A single image that cannot be read is an error."""
-
-    live = False
+    In a folder, a file that cannot be read (not an image, truncated, too large) is skipped: ``take_skipped()`` hands
+    it over, and the next one is read; only a folder where no image at all can be read is an error. A single image that
+    cannot be read is an error."""
 
     def __init__(self, path: Path, fps: float = 1.0) -> None:
         self.folder = path.is_dir()
@@ -277,10 +285,15 @@ class ImageSource:
             raise CaptureError(f"{path}: no such file or folder")
         self.name = str(path)
         self.fps = fps
-        self.skipped: list[SkippedFile] = []
+        self._skipped: list[SkippedFile] = []
 
     def expected_frames(self) -> int:
         return len(self.paths)
+
+    def take_skipped(self) -> list[SkippedFile]:
+        """The files skipped since the last call, oldest first."""
+        taken, self._skipped = self._skipped, []
+        return taken
 
     def frames(self) -> Iterator[Frame]:
         read = 0
@@ -292,15 +305,12 @@ class ImageSource:
                 if not self.folder:
                     raise
                 log.debug("skipped %s: %s", path, error.reason)
-                self.skipped.append(SkippedFile(str(path), error.reason, index / self.fps))
+                self._skipped.append(SkippedFile(str(path), error.reason, index / self.fps))
                 continue
             read += 1
             yield Frame(image, index / self.fps, str(path), capture_ms=_since(read_started), scale=scale)
         if self.folder and not read:
             raise CaptureError(f"{self.name}: none of its {len(self.paths)} images can be read")
-
-    def close(self) -> None:
-        pass
 
 
 def _since(started: float) -> float:
