@@ -8,6 +8,7 @@ errors (exit code 2).
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import math
@@ -25,7 +26,32 @@ log = logging.getLogger("fer_agent")
 
 class FerAgentGroup(click.Group):
     """Turns library errors into one clear line, and any other error (a bug) into one line that says so, unless --debug
-    asks for the traceback."""
+    asks for the traceback; usage errors are one line too (click's own take four). ``--debug`` may come anywhere on
+    the command line (``fer-agent start --debug`` as well as ``fer-agent --debug start``)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args.remove("--debug")
+            args.insert(0, "--debug")
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.ctx.get_help(), err=True)
+            sys.exit(error.exit_code)
+        except click.exceptions.UsageError as error:
+            command = error.ctx.command_path if error.ctx else "fer-agent"
+            click.echo(f"error: {' '.join(error.format_message().split())} (see `{command} --help`)", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(f"error: {' '.join(error.format_message().split())}", err=True)
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -149,8 +175,9 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
 
 @main.command("export-model")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", default=str(default_emotion_model()), show_default=True,
-              type=click.Path(dir_okay=False), help="ONNX file to write; the model card goes beside it (.json).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="ONNX file to write; the model card goes beside it (.json). To replace the shipped model in a "
+                   "checkout: -o models/emotion.onnx.")
 @click.option("--model-version", default=installed_version(), show_default=True, help="Written into the ONNX metadata.")
 def export_model(checkpoint: str, output: str, model_version: str) -> None:
     """Export a training checkpoint to ONNX (raw 0..255 grey input, softmax output) with its model card."""
@@ -282,11 +309,11 @@ def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | N
     return seconds
 
 
-def _source_options(command):
+def _source_options(command, fps_help: str = "Frames per second: captures per second of the screen or a camera, "
+                                             "or samples per second of a video's time."):
     # At least one frame in 10000 s (2.8 hours): the interval between frames must be a time the clock can sleep.
     command = click.option("--fps", default=1.0, show_default=True, type=FiniteFloat(min=0.0001),
-                           help="Frames per second: screen captures per second, or samples per second of "
-                                "video.")(command)
+                           help=fps_help)(command)
     command = click.option("--detector-model", type=click.Path(dir_okay=False),
                            help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
                                 "one (also: FER_AGENT_DETECTOR_MODEL).")(command)
@@ -401,7 +428,8 @@ def start(source: str, region: str | None, duration: float | None, database: str
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image or video frame (JSON lines).")
-@_source_options
+@functools.partial(_source_options, fps_help="Samples per second of a video's time (screenshots: each is one "
+                                               "picture).")
 def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, discovery_model: str | None,
             model_path: str, threads: int) -> None:
     """Find and classify the faces in a screenshot, a folder of screenshots, or a video (sampled at --fps).

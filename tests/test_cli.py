@@ -13,7 +13,8 @@ import pytest
 
 from tests.conftest import ROOT, SHIPPED_CARD, SHIPPED_MODEL
 
-COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge"]
+COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge",
+            "salvage"]
 
 
 def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -35,6 +36,34 @@ def test_every_command_has_help(command: str) -> None:
     output = fer_agent(command, "--help").stdout
     assert f"Usage: python -m fer_agent {command}" in output
     assert len(output.splitlines()) > 5
+
+
+def test_usage_errors_are_one_line_and_debug_goes_anywhere(tmp_path: Path) -> None:
+    """In process (click's runner): a mistyped option, a missing one and an unknown command are one line each (exit
+    code 2) that names the command's help; --debug is taken after the command too."""
+    from click.testing import CliRunner
+
+    from fer_agent.cli import main
+    from fer_agent.errors import StoreError
+
+    runner = CliRunner()
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"")
+    # export-model without -o would have overwritten the shipped model: -o is required.
+    for args, line in ((["start", "--fsp", "2"], "error: No such option '--fsp'"),
+                       (["export-model", str(checkpoint)], "error: Missing option '-o' / '--output'"),
+                       (["statr"], "error: No such command 'statr'")):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.startswith(line) and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "--help`)" in result.stderr
+    missing = str(tmp_path / "none.db")
+    plain = runner.invoke(main, ["sessions", "--db", missing])
+    assert plain.exit_code == 1 and plain.stderr.startswith("error: ") and "no session database there" in plain.stderr
+    for args in (["--debug", "sessions", "--db", missing], ["sessions", "--db", missing, "--debug"]):
+        debugged = runner.invoke(main, args)
+        assert isinstance(debugged.exception, StoreError), args
+    assert "Samples per second of a video's time" in runner.invoke(main, ["analyze", "--help"]).output
 
 
 def test_train_export_evaluate_end_to_end(fer_subset: Path, tmp_path: Path) -> None:
@@ -80,7 +109,8 @@ def test_errors_are_one_clear_line(tmp_path: Path, fer_subset: Path) -> None:
 def test_training_without_the_train_extra_says_how_to_get_it(fer_subset: Path, tmp_path: Path) -> None:
     # Run the CLI in an interpreter where importing torch fails, as in a runtime-only install.
     code = "import sys; sys.modules['torch'] = None; from fer_agent.cli import main; main()"
-    for args in (["train", "--data", str(fer_subset)], ["export-model", str(fer_subset / "fer2013.csv")]):
+    for args in (["train", "--data", str(fer_subset)], ["export-model", str(fer_subset / "fer2013.csv"),
+                                                                 "-o", str(tmp_path / "m.onnx")]):
         result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 1, result.stderr
         assert "needs the training extra" in result.stderr and "pip install 'fer-agent[train]'" in result.stderr

@@ -223,7 +223,7 @@ def test_start_with_fps_nan_writes_no_database(screenshots: Path, tmp_path: Path
     for option, value in (("--fps", "nan"), ("--fps", "inf"), ("--duration", "nan"), ("--no-face-minutes", "inf")):
         result = fer_agent("start", "--source", str(screenshots), option, value, "--db", str(database))
         assert result.returncode == 2, result.stderr
-        assert result.stderr.startswith("Usage: ") and f"Invalid value for '{option}'" in result.stderr
+        assert result.stderr.startswith(f"error: Invalid value for '{option}'") and len(result.stderr.splitlines()) == 1
         assert "Traceback" not in result.stderr
         assert not database.parent.exists()
 

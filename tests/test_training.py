@@ -95,7 +95,9 @@ def test_resume_needs_a_checkpoint_and_the_same_config(fer_subset: Path, tmp_pat
     with pytest.raises(DatasetError, match="nothing to resume from"):
         train(quick_config(fer_subset, tmp_path), resume=True)
     train(quick_config(fer_subset, tmp_path))
-    with pytest.raises(ValueError, match="resume: the checkpoint was trained with"):
+    # One clear line (no traceback): which options differ, and what to do.
+    with pytest.raises(DatasetError, match=r"cannot resume with other options than the run was started with: "
+                                           r"--lr 0\.05 \(given 0\.01\); give the same options"):
         train(quick_config(fer_subset, tmp_path, lr=0.01), resume=True)
 
 

@@ -190,7 +190,10 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
             raise DatasetError(f"{last_path}: nothing to resume from")
         state = load_checkpoint(last_path, map_location=device)
         if state["config"] != asdict(config):
-            raise ValueError(f"resume: the checkpoint was trained with {state['config']}, not {asdict(config)}")
+            differences = ", ".join(f"--{key.replace('_', '-')} {state['config'].get(key)!r} (given {value!r})"
+                                    for key, value in asdict(config).items() if state["config"].get(key) != value)
+            raise DatasetError(f"{last_path}: cannot resume with other options than the run was started with: "
+                               f"{differences}; give the same options, or another --out-dir for a new run")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
