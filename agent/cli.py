@@ -7,6 +7,7 @@ errors (exit code 2).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -111,6 +112,16 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+def _trained(name: str):
+    """A training option's default, from the library's TrainConfig: each default is written once."""
+    from fer_agent.training.config import TrainConfig
+
+    config_field = TrainConfig.__dataclass_fields__[name]
+    factory = config_field.default_factory
+    value = config_field.default if factory is dataclasses.MISSING else factory()
+    return ",".join(map(str, value)) if isinstance(value, list) else value
+
+
 def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int]:
     try:
         blocks = [int(v) for v in value.split(",")]
@@ -127,26 +138,27 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
                    "<split>/<class>/ image tree.")
 @click.option("--ferplus", type=click.Path(exists=True, dir_okay=False),
               help="FER+ votes file (fer2013new.csv) when it is not beside the FER-2013 file.")
-@click.option("--out-dir", default="runs/emotion", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out-dir", default=_trained("out_dir"), show_default=True, type=click.Path(file_okay=False),
               help="Where checkpoints go (last.pt every epoch, best.pt by PublicTest accuracy).")
-@click.option("--targets", type=click.Choice(["ferplus", "fer2013"]), default="ferplus", show_default=True,
+@click.option("--targets", type=click.Choice(["ferplus", "fer2013"]), default=_trained("targets"), show_default=True,
               help="Train on FER+ vote distributions or on the original single FER-2013 labels.")
-@click.option("--epochs", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=0.1, show_default=True, type=FiniteFloat(min=0, min_open=True),
+@click.option("--epochs", default=_trained("epochs"), show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=_trained("batch_size"), show_default=True, type=click.IntRange(min=1))
+@click.option("--lr", default=_trained("lr"), show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Peak learning rate of the one-cycle schedule.")
-@click.option("--weight-decay", default=5e-4, show_default=True, type=FiniteFloat(min=0))
-@click.option("--label-smoothing", default=0.0, show_default=True, type=FiniteFloat(0, 1))
-@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default="none",
+@click.option("--weight-decay", default=_trained("weight_decay"), show_default=True, type=FiniteFloat(min=0))
+@click.option("--label-smoothing", default=_trained("label_smoothing"), show_default=True, type=FiniteFloat(0, 1))
+@click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default=_trained("class_weighting"),
               show_default=True, help="Weight the loss by inverse (or inverse square root) class frequency.")
-@click.option("--width", default=16, show_default=True, type=click.IntRange(min=1),
+@click.option("--width", default=_trained("width"), show_default=True, type=click.IntRange(min=1),
               help="Channels of the first stage (doubled at each later stage).")
-@click.option("--blocks", default="1,1,2", show_default=True, callback=_parse_blocks,
+@click.option("--blocks", default=_trained("blocks"), show_default=True, callback=_parse_blocks,
               help="Residual blocks per stage, comma-separated.")
-@click.option("--dropout", default=0.3, show_default=True, type=FiniteFloat(0, 1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--dropout", default=_trained("dropout"), show_default=True, type=FiniteFloat(0, 1))
+@click.option("--seed", default=_trained("seed"), show_default=True, type=int)
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N faces of each split (quick runs).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda, cuda:N.")
+@click.option("--device", default=_trained("device"), show_default=True,
+              help="auto (CUDA when present), cpu, cuda, cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue from last.pt in --out-dir.")
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False),
               help="After training, export the best checkpoint to this ONNX file (with its model card).")
@@ -442,7 +454,6 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     from rich.table import Table
 
     from fer_agent.capture.sources import open_source
-    from fer_agent.labels import EMOTIONS
 
     frame_source = open_source(path, fps)
     table = Table("source", "faces", "expressions")
@@ -466,10 +477,8 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
                     break
                 faces = analyzer.find(frame.image)
                 if as_json:
-                    click.echo(json.dumps({"source": frame.name, "faces": [{
-                        "box": frame.original_box(o.face.box), "score": round(o.face.score, 4), "emotion": o.emotion,
-                        "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, o.probabilities)},
-                    } for o in faces]}))
+                    click.echo(json.dumps({"source": frame.name,
+                                           "faces": [observation.to_dict(frame.scale) for observation in faces]}))
                 else:
                     counts = {}
                     for observation in faces:

@@ -18,7 +18,7 @@ import numpy as np
 
 from fer_agent import installed_version
 from fer_agent.errors import FerAgentError
-from fer_agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS, NEGATIVE
 from fer_agent.reports import charts
 from fer_agent.reports.metrics import (
     AWAY_GAZE_WEIGHT,
@@ -27,7 +27,6 @@ from fer_agent.reports.metrics import (
     ENGAGEMENT_SCALE,
     FACING_GAZE_WEIGHT,
     MIN_CHANGE,
-    NEGATIVE_EMOTIONS,
     KeyMoment,
     clock,
     default_interval,
@@ -111,7 +110,7 @@ def render_report(data: SessionData, interval: float | None = None,
         info=info, interval=interval, moments=moments, gaps=gaps, observed=observed_share(data, gaps),
         lost=sum(gap.duration for gap in gaps), rows=rows, figures=figures, has_faces=has_faces,
         overall=overall, events=data.events[:MAX_EVENTS], event_count=len(data.events), baseline=BASELINE_INTERVALS,
-        min_change=MIN_CHANGE, emotions=EMOTIONS, weights=EMOTION_WEIGHTS, negative=NEGATIVE_EMOTIONS,
+        min_change=MIN_CHANGE, emotions=EMOTIONS, weights=EMOTION_WEIGHTS, negative=NEGATIVE,
         facing_weight=FACING_GAZE_WEIGHT, away_weight=AWAY_GAZE_WEIGHT, scale=ENGAGEMENT_SCALE,
         colours=charts.COLOURS, version=installed_version(),
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS, NEGATIVE
 from fer_agent.store.reader import SessionData
 
 EMOTION_WEIGHTS = {"angry": 0.25, "disgust": 0.2, "fear": 0.3, "happy": 0.6, "sad": 0.3, "surprise": 0.6,
@@ -35,12 +35,11 @@ EMOTION_WEIGHTS = {"angry": 0.25, "disgust": 0.2, "fear": 0.3, "happy": 0.6, "sa
 FACING_GAZE_WEIGHT = 5.0
 AWAY_GAZE_WEIGHT = 2.0
 ENGAGEMENT_SCALE = max(EMOTION_WEIGHTS.values()) * FACING_GAZE_WEIGHT
-NEGATIVE_EMOTIONS = ("angry", "disgust", "fear", "sad")
 # Key moments: change against the mean of this many intervals before, and the least change that counts.
 BASELINE_INTERVALS = 3
 MIN_CHANGE = 0.05
 _WEIGHTS = np.array([EMOTION_WEIGHTS[name] for name in EMOTIONS])
-_NEGATIVE = np.array([name in NEGATIVE_EMOTIONS for name in EMOTIONS])
+_NEGATIVE = np.array([name in NEGATIVE for name in EMOTIONS])
 
 
 def engagement(probabilities: np.ndarray, facing: np.ndarray) -> np.ndarray:

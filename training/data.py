@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_agent.capture.sources import IMAGE_SUFFIXES
 from fer_agent.errors import DatasetError
 from fer_agent.labels import EMOTIONS
 
@@ -41,7 +42,6 @@ CLASS_SYNONYMS: dict[str, str] = {
     "afraid": "fear", "happiness": "happy", "joy": "happy", "sadness": "sad", "surprised": "surprise",
     "neutrality": "neutral", "calm": "neutral",
 }
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -252,8 +252,9 @@ def load_fer(path: str | Path, ferplus: str | Path | None = None, limit: int | N
 
 
 def load_image_folder(root: str | Path) -> FaceDataset:
-    """Load a folder-per-class tree ``<split>/<class>/*.png|jpg`` (split names: Training, PublicTest, PrivateTest,
-    or train/val/test). Images are converted to grey and resized to 48x48."""
+    """Load a folder-per-class tree ``<split>/<class>/*.png|jpg|tif|...`` (the still-image formats the agent reads;
+    split names: Training, PublicTest, PrivateTest, or train/val/test). Images are converted to grey and resized to
+    48x48."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)

@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fer_agent.errors import DatasetError
 from fer_agent.labels import EMOTIONS
 from fer_agent.training.augment import Augmentation
+from fer_agent.training.config import TrainConfig
 from fer_agent.training.data import FaceDataset, load_dataset
 from fer_agent.training.model import EmotionNet
 
@@ -25,34 +26,6 @@ log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out_dir: str = "runs/emotion"
-    ferplus: str | None = None
-    targets: str = "ferplus"
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.0
-    class_weighting: str = "none"
-    width: int = 16
-    blocks: list[int] = field(default_factory=lambda: [1, 1, 2])
-    dropout: float = 0.3
-    seed: int = 0
-    limit: int | None = None
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.targets not in ("ferplus", "fer2013"):
-            raise ValueError(f"targets: expected 'ferplus' or 'fer2013', got {self.targets!r}")
-        if self.class_weighting not in ("none", "sqrt", "inverse"):
-            raise ValueError(f"class_weighting: expected 'none', 'sqrt' or 'inverse', got {self.class_weighting!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size: expected >= 1, got {self.epochs} and {self.batch_size}")
 
 
 @dataclass

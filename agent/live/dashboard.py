@@ -21,10 +21,9 @@ import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from fer_agent.labels import EMOTIONS
+from fer_agent.labels import EMOTIONS, NEGATIVE
 from fer_agent.types import FrameAnalysis, Tracked
 
-NEGATIVE = ("angry", "disgust", "fear", "sad")
 SPARK = "▁▂▃▄▅▆▇█"
 TREND_MINUTES = 10
 COLOURS = {"angry": "red", "disgust": "green", "fear": "magenta", "happy": "yellow", "sad": "blue",
