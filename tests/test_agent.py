@@ -68,6 +68,7 @@ def happy_faces(test_faces) -> np.ndarray:
     return faces[majority == EMOTIONS.index("happy")][:60]
 
 
+@pytest.mark.e2e
 def test_video_to_sqlite(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
     video = tmp_path / "lecture.mp4"
     write_gallery_video(video, happy_faces, seconds=4)
@@ -90,6 +91,7 @@ def test_video_to_sqlite(happy_faces: np.ndarray, detector_env: dict, tmp_path: 
     assert all(value > 0 for value in timings)
 
 
+@pytest.mark.e2e
 def test_analyze_prints_one_json_object_per_image(happy_faces: np.ndarray, detector_env: dict,
                                                   tmp_path: Path) -> None:
     gallery = render_gallery(participants_from_faces(happy_faces, 6, seed=2, camera_off=1), chat_panel=True)
@@ -128,6 +130,7 @@ def gallery_on_screen(xvfb_display: str, happy_faces: np.ndarray, tmp_path: Path
     viewer.wait(timeout=10)
 
 
+@pytest.mark.e2e
 def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
     database = tmp_path / "class.db"
     env = {**detector_env, "DISPLAY": xvfb_display}
@@ -144,6 +147,7 @@ def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env:
     assert rows(database, "SELECT COUNT(*) FROM participants")[0][0] == frames[-1][1]
 
 
+@pytest.mark.e2e
 def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
     """The real command in tmux at 80x24, watching a real Zoom screenshot on the screen: the screen read back shows
     the whole view, no line past the edge, and every participant."""
@@ -189,6 +193,7 @@ def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env:
     assert len(set(re.findall(r"\bP(\d+) ", screen))) == 18, screen
 
 
+@pytest.mark.e2e
 def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detector_env: dict,
                                                   tmp_path: Path) -> None:
     video = tmp_path / "long.mp4"
@@ -212,6 +217,7 @@ def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detec
 
 @pytest.mark.parametrize("stop, reason", [(signal.SIGTERM, "stopped by SIGTERM"),
                                           (signal.SIGHUP, "stopped by SIGHUP (the terminal was closed)")])
+@pytest.mark.e2e
 def test_sigterm_and_sighup_close_the_session(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path,
                                               stop: int, reason: str) -> None:
     """A real process stopped mid-session by SIGTERM (logging out, kill, a service manager) or SIGHUP (the terminal
@@ -239,6 +245,7 @@ def test_sigterm_and_sighup_close_the_session(happy_faces: np.ndarray, detector_
     assert report.is_file()
 
 
+@pytest.mark.e2e
 def test_no_faces_for_minutes_is_an_event(detector_env: dict, tmp_path: Path) -> None:
     video = tmp_path / "empty.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 1, (640, 360))
@@ -252,6 +259,7 @@ def test_no_faces_for_minutes_is_an_event(detector_env: dict, tmp_path: Path) ->
     assert rows(database, "SELECT kind, time, detail FROM events") == [("no_faces", 6.0, "no face found for 6 s")]
 
 
+@pytest.mark.e2e
 def test_monitor_that_disappears(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
     """The display goes away mid-session: one clear error, exit 1, the frames before it kept."""
     import shutil
@@ -286,6 +294,7 @@ def expect_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
         assert fragment in errors[0], (fragment, errors[0])
 
 
+@pytest.mark.e2e
 def test_error_cases(detector_env: dict, happy_faces: np.ndarray, tmp_path: Path) -> None:
     database = str(tmp_path / "class.db")
     expect_error(agent("start", "--db", database, env=detector_env), "no display to capture", "--source")
@@ -317,6 +326,7 @@ def test_error_cases(detector_env: dict, happy_faces: np.ndarray, tmp_path: Path
                  "not a fer-agent database")
 
 
+@pytest.mark.e2e
 def test_database_in_use_by_another_agent(happy_faces: np.ndarray, detector_env: dict, xvfb_display: str,
                                           tmp_path: Path) -> None:
     video = tmp_path / "lecture.mp4"
@@ -340,6 +350,7 @@ def show(path: Path, display: str) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.e2e
 def test_a_covered_call_window_is_a_gap_not_an_attention_drop(xvfb_display: str, detector_env: dict,
                                                               tmp_path: Path) -> None:
     """A real Zoom screenshot on the screen; another window covers it for a while, then closes. The agent records
@@ -398,6 +409,7 @@ def test_a_covered_call_window_is_a_gap_not_an_attention_drop(xvfb_display: str,
     assert "Not observed" in html and "vanished at once" in html
 
 
+@pytest.mark.e2e
 def test_check_on_the_real_screen(xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
     import shutil
 

@@ -90,6 +90,7 @@ def truncated_copy(source: Path, target: Path, share: float = 0.6) -> Path:
 # 6. A video that ends early
 
 
+@pytest.mark.e2e
 def test_video_cut_short_ends_the_session_failed_with_its_frames_kept(detector_env: dict, tmp_path: Path) -> None:
     video = tmp_path / "short.avi"
     write_avi(video, seconds=14)
@@ -110,6 +111,7 @@ def test_video_cut_short_ends_the_session_failed_with_its_frames_kept(detector_e
     assert kind == "capture_error" and "stopped at 0:04 of its 0:14" in detail
 
 
+@pytest.mark.e2e
 def test_analyze_of_a_video_cut_short_prints_its_frames_then_one_error_line(detector_env: dict,
                                                                             tmp_path: Path) -> None:
     video = tmp_path / "lecture.avi"
@@ -160,6 +162,7 @@ def folder_with_a_text_file(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.e2e
 def test_an_unreadable_file_in_a_folder_is_skipped_and_recorded(folder_with_a_text_file: Path, detector_env: dict,
                                                                  tmp_path: Path) -> None:
     database = tmp_path / "x.db"
@@ -179,6 +182,7 @@ def test_an_unreadable_file_in_a_folder_is_skipped_and_recorded(folder_with_a_te
     assert detail.startswith(str(folder_with_a_text_file / "b.jpg") + ": not an image")
 
 
+@pytest.mark.e2e
 def test_analyze_skips_an_unreadable_file_in_a_folder(folder_with_a_text_file: Path, detector_env: dict) -> None:
     result = agent("analyze", str(folder_with_a_text_file), "--json", env=detector_env)
     assert result.returncode == 0, result.stderr
@@ -191,6 +195,7 @@ def test_analyze_skips_an_unreadable_file_in_a_folder(folder_with_a_text_file: P
     assert "Traceback" not in result.stderr and not any(line.startswith("error:") for line in stderr)
 
 
+@pytest.mark.e2e
 def test_a_folder_where_no_file_can_be_read_is_an_error(detector_env: dict, tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"\x89PNG not really")
     (tmp_path / "b.jpg").write_text("not a picture")
@@ -202,6 +207,7 @@ def test_a_folder_where_no_file_can_be_read_is_an_error(detector_env: dict, tmp_
 # 8. A truncated JPEG analysed as if whole
 
 
+@pytest.mark.e2e
 def test_a_truncated_screenshot_is_skipped_in_a_folder_and_an_error_alone(detector_env: dict, tmp_path: Path) -> None:
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     folder = tmp_path / "shots"
@@ -259,6 +265,7 @@ def test_still_image_formats_read_as_opencv_reads_them(tmp_path: Path) -> None:
 # 11. A 20000x20000 picture
 
 
+@pytest.mark.e2e
 def test_a_20000x20000_jpeg_is_analysed_scaled_down_with_boxes_in_its_pixels(detector_env: dict,
                                                                              tmp_path: Path) -> None:
     shot = Image.open(gallery(SCREENSHOTS[0])).convert("RGB")
@@ -304,6 +311,7 @@ def write_png_bomb(path: Path, width: int, height: int) -> None:
                      + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
+@pytest.mark.e2e
 def test_an_image_too_large_to_decode_is_refused(detector_env: dict, tmp_path: Path) -> None:
     bomb = tmp_path / "shots" / "a.png"
     bomb.parent.mkdir()
@@ -320,6 +328,7 @@ def test_an_image_too_large_to_decode_is_refused(detector_env: dict, tmp_path: P
     assert "a.png: cannot read this image (20000x20000 pixels, too large to read" in error_line(alone)
 
 
+@pytest.mark.e2e
 def test_video_frames_above_8k_are_scaled_down(tmp_path: Path) -> None:
     video = tmp_path / "wide.avi"
     size = (9600, 5400)

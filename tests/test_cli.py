@@ -24,18 +24,34 @@ def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+def in_process(*args: str) -> str:
+    """The command's output, run in this process by click's runner (as `python -m fer_agent` would name itself)."""
+    from click.testing import CliRunner
+
+    from fer_agent.cli import main
+
+    result = CliRunner().invoke(main, list(args), prog_name="python -m fer_agent")
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def test_help_lists_every_command() -> None:
-    output = fer_agent("--help").stdout
+    output = in_process("--help")
     for command in COMMANDS:
         assert command in output
-    assert "0.1.0" in fer_agent("--version").stdout
+    assert "0.1.0" in in_process("--version")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str) -> None:
-    output = fer_agent(command, "--help").stdout
+    output = in_process(command, "--help")
     assert f"Usage: python -m fer_agent {command}" in output
     assert len(output.splitlines()) > 5
+
+
+@pytest.mark.e2e
+def test_help_as_a_real_process() -> None:
+    assert "Usage: python -m fer_agent start" in fer_agent("start", "--help").stdout
 
 
 def test_usage_errors_are_one_line_and_debug_goes_anywhere(tmp_path: Path) -> None:
@@ -66,6 +82,7 @@ def test_usage_errors_are_one_line_and_debug_goes_anywhere(tmp_path: Path) -> No
     assert "Samples per second of a video's time" in runner.invoke(main, ["analyze", "--help"]).output
 
 
+@pytest.mark.e2e
 def test_train_export_evaluate_end_to_end(fer_subset: Path, tmp_path: Path) -> None:
     onnx_path = tmp_path / "model.onnx"
     trained = fer_agent("train", "--data", str(fer_subset), "--out-dir", str(tmp_path / "run"), "--epochs", "1",
@@ -91,6 +108,7 @@ def test_train_export_evaluate_end_to_end(fer_subset: Path, tmp_path: Path) -> N
     assert "FER+ majority-vote accuracy" in table and "neutral" in table
 
 
+@pytest.mark.e2e
 def test_errors_are_one_clear_line(tmp_path: Path, fer_subset: Path) -> None:
     result = fer_agent("evaluate", "--model", str(tmp_path / "absent.onnx"), "--data", str(fer_subset), check=False)
     assert result.returncode == 1
@@ -117,6 +135,7 @@ def test_training_without_the_train_extra_says_how_to_get_it(fer_subset: Path, t
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_evaluate_agrees_with_the_model_card(shared_fer: Path) -> None:
     card = json.loads(SHIPPED_CARD.read_text())
     result = fer_agent("evaluate", "--model", str(SHIPPED_MODEL), "--data", str(shared_fer), "--limit", "500", "--json")
@@ -127,6 +146,7 @@ def test_evaluate_agrees_with_the_model_card(shared_fer: Path) -> None:
     assert abs(metrics["fer2013_accuracy"] - expected["fer2013_accuracy"]) <= 0.03
 
 
+@pytest.mark.e2e
 def test_evaluate_images_through_the_runtime_path(test_faces: tuple, detector_model_path: Path,
                                                   tmp_path: Path) -> None:
     """PrivateTest faces, upscaled onto larger images in class folders named with synonyms, go through the
@@ -169,6 +189,7 @@ def test_evaluate_images_through_the_runtime_path(test_faces: tuple, detector_mo
     assert usage.returncode == 2 and "give one of --data (FER-2013) or --images" in usage.stderr
 
 
+@pytest.mark.e2e
 def test_check_on_a_real_screenshot_and_its_saved_picture(detector_env: dict, tmp_path: Path) -> None:
     from tests.test_finder import GALLERIES
 
@@ -186,6 +207,7 @@ def test_check_on_a_real_screenshot_and_its_saved_picture(detector_env: dict, tm
     assert result.stderr == ""
 
 
+@pytest.mark.e2e
 def test_nothing_on_the_terminal_and_nothing_in_the_cache_but_ours(detector_env: dict, tmp_path: Path) -> None:
     """A video through `analyze`: no MediaPipe, LiteRT, OpenCV or onnxruntime line on stderr, and onnxruntime
     leaves no telemetry (device id, event queue) in the user's cache."""

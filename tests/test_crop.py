@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from fer_agent.training.data import load_dataset
 from fer_agent.types import KEYPOINTS, Face
@@ -61,6 +62,7 @@ def test_crop_of_rgb_image_and_size() -> None:
     assert crop_face(image, face, size=64).shape == (64, 64)
 
 
+@pytest.mark.e2e
 def test_runtime_crops_classify_like_fer_faces(detector_model_path: Path, shared_fer: Path) -> None:
     """Upscaled PrivateTest faces placed on a larger canvas, detected and cropped, keep the model's accuracy."""
     private = load_dataset(shared_fer).split("PrivateTest").subset(np.arange(300))

@@ -92,6 +92,7 @@ def foreign_application_id(path: Path) -> None:
         conn.execute("CREATE TABLE sessions(id INTEGER PRIMARY KEY)")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("make", [contacts, own_sessions_table_in_wal, user_version_1, foreign_application_id])
 def test_another_applications_database_is_left_byte_for_byte_untouched(make, detector_env: dict,
                                                                        tmp_path: Path) -> None:
@@ -130,6 +131,7 @@ def test_another_applications_database_with_its_write_ahead_log_beside_it(tmp_pa
     assert sorted(os.listdir(folder)) == ["app.db", "app.db-wal"]
 
 
+@pytest.mark.e2e
 def test_what_is_not_a_database_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
     pipe = tmp_path / "pipe.db"
     os.mkfifo(pipe)
@@ -166,6 +168,7 @@ def test_fer_agent_databases_carry_the_application_id_and_older_ones_are_still_r
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
+@pytest.mark.e2e
 def test_a_second_path_to_a_database_being_written_is_refused(detector_env: dict, tmp_path: Path) -> None:
     path = tmp_path / "cc.db"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(ROOT / "tests")], stdin=subprocess.PIPE,
@@ -222,6 +225,7 @@ def damage(path: Path, pages: tuple[float, ...] = (0.4, 0.6)) -> None:
             handle.write(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
 
 
+@pytest.mark.e2e
 def test_a_damaged_database_is_reported_and_its_readable_sessions_can_be_saved(three_lectures: Path, detector_env: dict,
                                                                               tmp_path: Path) -> None:
     path = tmp_path / "damaged.db"
@@ -283,6 +287,7 @@ def read_only_folder(tmp_path: Path):
         subprocess.run(["umount", str(mounted)], check=False, capture_output=True)
 
 
+@pytest.mark.e2e
 def test_an_archive_on_read_only_media_can_be_read(three_lectures: Path, read_only_folder, tmp_path: Path) -> None:
     source, media = read_only_folder
     shutil.copy(three_lectures, source / "class.db")
@@ -308,6 +313,7 @@ def test_a_log_without_its_index_on_read_only_media_says_what_to_do(read_only_fo
     assert "copy the database and its -wal file to a writable folder" in line
 
 
+@pytest.mark.e2e
 def test_an_interrupted_session_ends_at_its_last_frame(tmp_path: Path) -> None:
     path = tmp_path / "class.db"
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(path), str(ROOT / "tests")], stdin=subprocess.PIPE,
@@ -322,6 +328,7 @@ def test_an_interrupted_session_ends_at_its_last_frame(tmp_path: Path) -> None:
     assert status == "interrupted" and ended_at == last_frame
 
 
+@pytest.mark.e2e
 def test_the_write_ahead_log_stays_small_during_a_long_session(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from test_store import observations

@@ -26,6 +26,7 @@ def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache" / "fer-agent"
 
 
+@pytest.mark.e2e
 def test_fetch_verifies_and_caches(empty_cache: Path) -> None:
     path = resolve_detector_model()
     assert path == empty_cache / BLAZEFACE.name

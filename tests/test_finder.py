@@ -80,6 +80,7 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
+@pytest.mark.e2e
 def test_real_screenshots_recall_false_faces_and_no_face_twice(finder: FaceFinder, real_screenshots: dict) -> None:
     hits = required = false = 0
     for name, truth in real_screenshots.items():
@@ -112,6 +113,7 @@ def decoded(path: Path) -> list[np.ndarray]:
     return frames
 
 
+@pytest.mark.e2e
 def test_real_screenshots_through_mp4_give_the_same_faces_in_every_frame(
         finder: FaceFinder, detector_model_path: Path, discovery_model_path: Path, real_screenshots: dict,
         tmp_path: Path) -> None:
@@ -134,6 +136,7 @@ def test_real_screenshots_through_mp4_give_the_same_faces_in_every_frame(
     assert false / (4 * len(real_screenshots)) <= 0.5, false
 
 
+@pytest.mark.e2e
 def test_every_real_screenshot_as_a_session_has_one_participant_per_face(
         detector_model_path: Path, discovery_model_path: Path, real_screenshots: dict) -> None:
     """Each screenshot shown for 6 seconds to a session's analyzer and tracker: every participant is a face, no face
@@ -156,6 +159,7 @@ def test_every_real_screenshot_as_a_session_has_one_participant_per_face(
         assert len(labels[0]) <= len(truth["faces"]) + len(truth["optional"]), name
 
 
+@pytest.mark.e2e
 def test_screenshots_of_different_sizes_in_one_session(detector_model_path: Path, discovery_model_path: Path,
                                                       real_screenshots: dict) -> None:
     """A folder of real screenshots of different sizes analysed as one session (as `start --source folder/` does):
@@ -182,6 +186,7 @@ def test_tile_boxes_fill_a_partial_last_row_centred() -> None:
     assert len(last_row) == 1 and abs(last_row[0][0] + last_row[0][2] / 2 - 960) <= 1
 
 
+@pytest.mark.e2e
 def test_synthetic_galleries_recall_and_false_faces(test_faces, finder: FaceFinder) -> None:
     """2x2 to 7x7 galleries with camera-off tiles, pictures of faces on the wall behind participants and a chat
     panel: the participants' faces are found, and nothing else is taken for a face. A picture of a face on the wall
@@ -214,6 +219,7 @@ def test_synthetic_galleries_recall_and_false_faces(test_faces, finder: FaceFind
     assert smallest <= 50
 
 
+@pytest.mark.e2e
 def test_a_gallery_without_gaps_and_a_screen_without_faces(test_faces, finder: FaceFinder) -> None:
     faces, _ = test_faces
     people = participants_from_faces(faces, 16, seed=8)
@@ -231,6 +237,7 @@ def test_a_gallery_without_gaps_and_a_screen_without_faces(test_faces, finder: F
     assert finder.find(blank) == [] and finder.find(np.zeros((1080, 1920, 3), np.uint8)) == []
 
 
+@pytest.mark.e2e
 def test_still_faces_are_not_searched_again_and_moved_faces_are(test_faces, detector_model_path: Path,
                                                                  discovery_model_path: Path) -> None:
     faces, _ = test_faces
@@ -252,6 +259,7 @@ def test_still_faces_are_not_searched_again_and_moved_faces_are(test_faces, dete
         assert sum(changed) == 1
 
 
+@pytest.mark.e2e
 def test_view_lost_and_back(test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
     """The gallery covered by a slide: an event, frames not observed; the gallery back: observed again, within a
     frame."""
@@ -267,6 +275,7 @@ def test_view_lost_and_back(test_faces, detector_model_path: Path, discovery_mod
     assert all(a.observations == [] for a in seen[3:6]) and seen[6].faces == 9
 
 
+@pytest.mark.e2e
 def test_background_discovery_finds_a_camera_turned_on_without_holding_up_a_frame(
         test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
     """On a live screen the periodic discovery runs beside the frames: a camera turned on in a 5x5 gallery (nothing

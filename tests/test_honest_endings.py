@@ -133,6 +133,7 @@ def test_the_broken_model_passes_the_load_check_and_fails_on_two_faces(tmp_path:
         classifier.predict(np.zeros((2, 48, 48), np.uint8))
 
 
+@pytest.mark.e2e
 def test_an_unexpected_error_fails_the_session_with_its_message(detector_env: dict, screenshots: Path,
                                                                 tmp_path: Path) -> None:
     model = breaks_on_a_batch_model(tmp_path)

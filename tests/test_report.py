@@ -114,6 +114,7 @@ def open_page(browser, path: Path, width: int = 1200):
     return page, seen
 
 
+@pytest.mark.e2e
 def test_report_in_chromium(class_db: Path, browser, tmp_path: Path) -> None:
     path = render(class_db, 1, tmp_path)
     page, seen = open_page(browser, path)
@@ -153,6 +154,7 @@ def test_report_in_chromium(class_db: Path, browser, tmp_path: Path) -> None:
     page.close()
 
 
+@pytest.mark.e2e
 def test_report_prints_on_a4(class_db: Path, browser, tmp_path: Path) -> None:
     path = render(class_db, 1, tmp_path)
     page, _seen = open_page(browser, path, width=718)
@@ -167,6 +169,7 @@ def test_report_prints_on_a4(class_db: Path, browser, tmp_path: Path) -> None:
     page.close()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("session", "notice"), [(2, "recorded no frames"), (3, "No face was seen in any of the 120")])
 def test_sessions_without_faces_say_so(class_db: Path, browser, tmp_path: Path, session: int, notice: str) -> None:
     path = render(class_db, session, tmp_path)
@@ -178,6 +181,7 @@ def test_sessions_without_faces_say_so(class_db: Path, browser, tmp_path: Path, 
     page.close()
 
 
+@pytest.mark.e2e
 def test_html_is_self_contained_and_escaped(class_db: Path, tmp_path: Path) -> None:
     html = render(class_db, 1, tmp_path).read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html
@@ -208,6 +212,7 @@ def test_key_moments_are_the_episodes(class_db: Path) -> None:
     assert line.visible.max() <= (PARTICIPANTS - CAMERA_OFF) / PARTICIPANTS + 1e-9
 
 
+@pytest.mark.e2e
 def test_errors_are_one_clear_line(class_db: Path, tmp_path: Path) -> None:
     result = fer_agent("report", "99", "--db", str(class_db))
     assert result.returncode == 1
@@ -223,6 +228,7 @@ def test_errors_are_one_clear_line(class_db: Path, tmp_path: Path) -> None:
     assert "holds no session yet" in fer_agent("report", "--db", str(empty)).stderr
 
 
+@pytest.mark.e2e
 def test_report_while_the_agent_records(class_db: Path, tmp_path: Path) -> None:
     """The report reads the database read-only, beside a writer that holds the lock."""
     path = tmp_path / "live.db"
@@ -320,6 +326,7 @@ def table_counts(path: Path) -> dict[tuple[str, int], int]:
     return counts
 
 
+@pytest.mark.e2e
 def test_purge_removes_exactly_what_it_says(class_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "class.db"
     with sqlite3.connect(class_db) as source, sqlite3.connect(path) as copy:
@@ -365,6 +372,7 @@ def load(path: Path):
         return load_session(conn, None)
 
 
+@pytest.mark.e2e
 def test_a_lost_view_is_recorded_as_not_observed(lost_db: Path) -> None:
     with closing(sqlite3.connect(lost_db)) as conn:
         lost = sql_rows(conn, "SELECT MIN(time), MAX(time), COUNT(*), SUM(tiles) FROM frames WHERE observed = 0")
@@ -407,6 +415,7 @@ def path_points(d: str) -> list[tuple[str, float]]:
     return [(command, float(x)) for command, x in re.findall(r"([ML])\s*(-?[\d.]+)\s", d)]
 
 
+@pytest.mark.e2e
 def test_report_shows_time_not_observed_as_a_gap(lost_db: Path, browser, tmp_path: Path) -> None:
     path = render(lost_db, 1, tmp_path)
     page, seen = open_page(browser, path)
@@ -542,6 +551,7 @@ def lengths_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_the_default_interval_fits_the_session(lengths_db: Path) -> None:
     assert [default_interval(seconds) for seconds in (10, 59, 60, 119, 120, 299, 300, 720, 1800, 1801, 5400)] == [
         2, 2, 5, 5, 10, 10, 30, 30, 30, 60, 60]
@@ -566,6 +576,7 @@ def chart_paths(page, chart: str, selector: str) -> list[np.ndarray]:
                                                               "paths => paths.map(p => p.getAttribute('d'))")]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("session", [1, 2, 3], ids=["20s", "3min", "90min"])
 def test_reports_of_any_length_in_chromium(lengths_db: Path, browser, tmp_path: Path, session: int) -> None:
     _minutes, people, interval, count = LENGTHS[session - 1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fer_agent.tracking.tracker import Tracker
 from fer_agent.types import KEYPOINTS, Face, Frame, Observation, Tile
@@ -43,6 +44,7 @@ class Session:
         return result
 
 
+@pytest.mark.e2e
 def test_ids_survive_reordering_joins_leaves_and_camera_off_and_on(test_faces, detector_model_path: Path,
                                                                     discovery_model_path: Path) -> None:
     faces, _ = test_faces
@@ -100,6 +102,7 @@ def test_smoothed_expression_follows_over_seconds_not_frames() -> None:
     assert result[0].smoothed == "sad"
 
 
+@pytest.mark.e2e
 def test_a_page_flip_and_back_and_a_speaker_view(test_faces, detector_model_path: Path,
                                                  discovery_model_path: Path) -> None:
     """Gallery page 1, page 2 (other people), page 1 again, then the speaker view (one large face and a strip):

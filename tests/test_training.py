@@ -51,6 +51,7 @@ def trained(fer_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Train
     return config
 
 
+@pytest.mark.e2e
 def test_short_run_lowers_the_loss(fer_subset: Path, trained: TrainConfig) -> None:
     faces = load_dataset(fer_subset).split("Training").subset(np.arange(200))
     targets = faces.soft_labels()
@@ -70,6 +71,7 @@ def test_one_epoch_run_writes_checkpoints(fer_subset: Path, tmp_path: Path) -> N
         assert state["epoch"] == 1 and state["selected_on"] == "PublicTest FER+ majority-vote accuracy"
 
 
+@pytest.mark.e2e
 def test_interrupted_run_resumes_to_the_same_model(fer_subset: Path, tmp_path: Path) -> None:
     straight = quick_config(fer_subset, tmp_path / "straight", epochs=2)
     train(straight)
@@ -91,6 +93,7 @@ def test_interrupted_run_resumes_to_the_same_model(fer_subset: Path, tmp_path: P
         torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
 
 
+@pytest.mark.e2e
 def test_resume_needs_a_checkpoint_and_the_same_config(fer_subset: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="nothing to resume from"):
         train(quick_config(fer_subset, tmp_path), resume=True)
@@ -101,6 +104,7 @@ def test_resume_needs_a_checkpoint_and_the_same_config(fer_subset: Path, tmp_pat
         train(quick_config(fer_subset, tmp_path, lr=0.01), resume=True)
 
 
+@pytest.mark.e2e
 def test_fer2013_targets_without_ferplus(fer_subset: Path, tmp_path: Path) -> None:
     csv_only = tmp_path / "fer2013.csv"
     csv_only.write_bytes((fer_subset / "fer2013.csv").read_bytes())
@@ -110,6 +114,7 @@ def test_fer2013_targets_without_ferplus(fer_subset: Path, tmp_path: Path) -> No
     assert load_checkpoint(tmp_path / "b" / BEST_CHECKPOINT)["selected_on"] == "PublicTest FER-2013-label accuracy"
 
 
+@pytest.mark.e2e
 def test_onnx_export_matches_pytorch(fer_subset: Path, trained: TrainConfig, tmp_path: Path) -> None:
     onnx_path = tmp_path / "emotion.onnx"
     card = export_onnx(Path(trained.out_dir) / BEST_CHECKPOINT, onnx_path, version="9.9.9-test")
