@@ -334,7 +334,7 @@ def peak():
 
 
 steps = []
-import agent
+import fer_agent
 from fer_agent.vision.analysis import Analyzer
 from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
 from fer_agent.paths import default_emotion_model

@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 from common import footer_line, header_line, table
 
-import agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
+import fer_agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
 
 VIDEO_FPS = 2
 VIDEO_SECONDS = 3
