@@ -396,7 +396,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
     from rich.console import Console
 
     from fer_agent.capture.sources import open_source
-    from fer_agent.session import StopRequested, run_session
+    from fer_agent.session import StopSignals, run_session
     from fer_agent.store.writer import Store
 
     path = _database_path(database)
@@ -407,10 +407,9 @@ def start(source: str, region: str | None, duration: float | None, database: str
     reasons = {signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
                signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
 
-    def stop(signum, _frame):
-        raise StopRequested(reasons[signum])
-
-    previous = {number: signal.signal(number, stop) for number in reasons}
+    requests = StopSignals()
+    previous = {number: signal.signal(number, lambda signum, _frame: requests.request(reasons[signum]))
+                for number in reasons}
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
                 Store(path) as store:
@@ -419,7 +418,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
                 model_accuracy=model_test_accuracy(Path(model_path)),
                 detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
                 duration=duration, no_face_seconds=no_face_minutes * 60, console=drawn_on,
-                say=None if drawn_on else click.echo, say_events=not quiet)
+                say=None if drawn_on else click.echo, say_events=not quiet, stop=requests)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

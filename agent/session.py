@@ -50,11 +50,29 @@ def _signals_held():
 
 
 class StopRequested(KeyboardInterrupt):
-    """A request to end the session as Ctrl-C does, with its reason (the CLI raises it from SIGTERM and SIGHUP)."""
+    """A request to end the session as Ctrl-C does, with its reason (raised between frames for a :class:`StopSignals`
+    request)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class StopSignals:
+    """Stop requests from signals (the CLI's SIGTERM and SIGHUP handlers call ``request``), taken by the session
+    between frames. An exception raised from the handler itself would land wherever the main thread happens to be,
+    inside a library's code too, and leave its objects half built (MediaPipe's ``Image`` then fails in ``__del__``)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+
+    def check(self) -> None:
+        """Raise :class:`StopRequested` when a stop was requested."""
+        if self.reason is not None:
+            raise StopRequested(self.reason)
 
 
 @dataclass(frozen=True)
@@ -72,10 +90,12 @@ class SessionSummary:
 def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_version: str,
                 model_accuracy: float | None, detector: str, duration: float | None = None,
                 no_face_seconds: float = 120.0, console: Console | None = None,
-                say: Callable[[str], None] | None = None, say_events: bool = False) -> SessionSummary:
+                say: Callable[[str], None] | None = None, say_events: bool = False,
+                stop: StopSignals | None = None) -> SessionSummary:
     """Run one session. ``console``: where the live view is drawn (None: no live view). ``say``: where one line per
     minute of the session goes (``Dashboard.minute_line``), and with ``say_events`` each view event and warning too
-    (``--plain``, or output that is not a terminal)."""
+    (``--plain``, or output that is not a terminal). ``stop``: where the CLI's signal handlers put their requests,
+    taken before each frame."""
     session_id = store.start_session(source.name, source.fps, model_version, model_accuracy, detector)
     tracker = Tracker()
     expected = source.expected_frames()
@@ -114,13 +134,17 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
         if live:
             live.start()
         iterator = iter(source.frames())
+        stop = stop or StopSignals()
         while True:
+            stop.check()
             try:
                 frame = next(iterator, None)
             finally:
                 record_skipped()
             if frame is None or (duration is not None and frame.time >= duration):
                 break
+            # A live source waited for this frame's time: a stop asked for meanwhile is taken before its analysis.
+            stop.check()
             capture_ms = frame.capture_ms
             started = time.perf_counter()
             analysis = analyzer.analyze(frame)
@@ -157,8 +181,8 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
             if live and time.monotonic() - last_refresh >= 1.0:
                 live.update(dashboard.render(), refresh=True)
                 last_refresh = time.monotonic()
-    except StopRequested as stop:
-        message = stop.reason
+    except StopRequested as request:
+        message = request.reason
     except KeyboardInterrupt:
         message = "stopped by the user (Ctrl-C)"
     except CaptureError as error:
