@@ -105,6 +105,18 @@ def _plot(axes, line: Timeline, values: np.ndarray, **style) -> None:
         axes.plot(x, y, color=style["color"], linewidth=2, solid_capstyle="butt")
 
 
+def _shares_over_time(axes, line: Timeline, moments: list[KeyMoment], gaps: list[Gap], label: str,
+                      top: float) -> None:
+    """The frame both charts share: shares from 0 to ``top`` in percent, the lecture's time, the key moments and the
+    time not observed."""
+    axes.set_ylim(0, top)
+    axes.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axes.set_ylabel(label)
+    _time_axis(axes, line)
+    _mark_moments(axes, moments)
+    _mark_gaps(axes, gaps)
+
+
 def mood_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Markup:
     """Stacked area of the class's mean expression probabilities per interval."""
     with rc_context(STYLE):
@@ -114,12 +126,7 @@ def mood_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -> Mar
         edges = np.column_stack([line.starts, line.ends]).ravel() / 60
         layers = [np.repeat(line.mood[:, EMOTIONS.index(name)], 2) for name in STACK_ORDER]
         axes.stackplot(edges, layers, labels=STACK_ORDER, colors=[COLOURS[n] for n in STACK_ORDER], linewidth=0)
-        axes.set_ylim(0, 1)
-        axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-        axes.set_ylabel("mean probability")
-        _time_axis(axes, line)
-        _mark_moments(axes, moments)
-        _mark_gaps(axes, gaps)
+        _shares_over_time(axes, line, moments, gaps, "mean probability", top=1)
         handles, labels = axes.get_legend_handles_labels()
         _legend(axes, handles[::-1], labels[::-1], gaps)
         return _svg(figure, "chart mood")
@@ -131,12 +138,7 @@ def attention_chart(line: Timeline, moments: list[KeyMoment], gaps: list[Gap]) -
         figure, axes = _figure(2.6)
         _plot(axes, line, line.visible, color="#1f77b4", label="face visible")
         _plot(axes, line, line.facing, color="#ff7f0e", label="facing screen")
-        axes.set_ylim(0, 1.02)
-        axes.yaxis.set_major_formatter(PercentFormatter(1.0))
-        axes.set_ylabel("share of participants")
-        _time_axis(axes, line)
-        _mark_moments(axes, moments)
-        _mark_gaps(axes, gaps)
+        _shares_over_time(axes, line, moments, gaps, "share of participants", top=1.02)
         _legend(axes, *axes.get_legend_handles_labels(), gaps)
         return _svg(figure, "chart attention")
 

@@ -66,10 +66,15 @@ def screenshot() -> Path:
     return GALLERIES / "slavabzb_2.png"
 
 
-def contacts(path: Path) -> None:
+def written_by_another_application(path: Path, *statements: str) -> None:
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT)")
-        conn.execute("INSERT INTO contacts(name) VALUES ('Ada'), ('Grace')")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def contacts(path: Path) -> None:
+    written_by_another_application(path, "CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT)",
+                                   "INSERT INTO contacts(name) VALUES ('Ada'), ('Grace')")
 
 
 def own_sessions_table_in_wal(path: Path) -> None:
@@ -81,15 +86,13 @@ def own_sessions_table_in_wal(path: Path) -> None:
 
 
 def user_version_1(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT)")
-        conn.execute("PRAGMA user_version = 1")
+    written_by_another_application(path, "CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT)",
+                                   "PRAGMA user_version = 1")
 
 
 def foreign_application_id(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA application_id = 1179142994")
-        conn.execute("CREATE TABLE sessions(id INTEGER PRIMARY KEY)")
+    written_by_another_application(path, "PRAGMA application_id = 1179142994",
+                                   "CREATE TABLE sessions(id INTEGER PRIMARY KEY)")
 
 
 @pytest.mark.e2e
