@@ -477,7 +477,7 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
                 faces = analyzer.find(frame.image)
                 if as_json:
                     click.echo(json.dumps({"source": frame.name,
-                                           "faces": [observation.to_dict(frame.scale) for observation in faces]}))
+                                           "faces": [observation.to_dict(frame) for observation in faces]}))
                 else:
                     counts = {}
                     for observation in faces:

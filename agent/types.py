@@ -134,12 +134,12 @@ class Observation:
     def facing(self) -> bool | None:
         return None if self.yaw is None else abs(self.yaw) <= FACING_LIMIT_DEGREES
 
-    def to_dict(self, scale: float = 1.0) -> dict:
-        """The face as JSON takes it (``fer-agent analyze --json``): its box [x, y, w, h] in the original picture's
-        pixels (``scale``: the original's pixels per analysed pixel), detector score, expression and its 7 scores."""
+    def to_dict(self, frame: Frame) -> dict:
+        """The face as JSON takes it (``fer-agent analyze --json``): its box [x, y, w, h] in the pixels of ``frame``'s
+        original picture, detector score, expression and its 7 scores."""
         if self.face is None or self.probabilities is None:
             raise ValueError("to_dict: expected an observation with a face, got one without")
-        return {"box": [round(value * scale) for value in self.face.box], "score": round(self.face.score, 4),
+        return {"box": frame.original_box(self.face.box), "score": round(self.face.score, 4),
                 "emotion": self.emotion,
                 "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, self.probabilities)}}
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_agent.clock import clock as clock
 from fer_agent.labels import EMOTIONS, NEGATIVE
 from fer_agent.store.reader import SessionData
 
@@ -319,14 +320,6 @@ def observed_share(data: SessionData, gaps: list[Gap]) -> float:
     if not data.info.duration:
         return math.nan
     return 1.0 - sum(gap.duration for gap in gaps) / data.info.duration
-
-
-def clock(seconds: float) -> str:
-    """Time from the start of the lecture: 5:07, 1:02:30."""
-    whole = int(round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def local_time(text: str | None) -> str:

@@ -14,7 +14,7 @@ from fer_agent.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 AGENT = ROOT / "agent"
 STAGES = ("capture", "vision", "tracking", "store", "live")
-BASICS = ("types", "errors", "labels", "paths", "runtime", "checksum")
+BASICS = ("types", "errors", "labels", "paths", "runtime", "checksum", "clock")
 
 
 def imported(path: Path) -> set[str]:

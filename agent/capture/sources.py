@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fer_agent.clock import clock
 from fer_agent.errors import CaptureError, UnreadableImageError
 from fer_agent.types import Frame, SkippedFile
 
@@ -259,7 +260,7 @@ class VideoSource(Source):
         reached = max(decoded / self.video_fps, timestamp)
         if self.duration - reached > max(1.0, 0.02 * self.duration):
             stopped = max(max(decoded - 1, 0) / self.video_fps, timestamp)
-            raise CaptureError(f"{self.path}: the video stopped at {_clock(stopped)} of its {_clock(self.duration)}: "
+            raise CaptureError(f"{self.path}: the video stopped at {clock(stopped)} of its {clock(self.duration)}: "
                                "the file is damaged or cut short")
 
     def close(self) -> None:
@@ -315,13 +316,6 @@ class ImageSource(Source):
 
 def _since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _clock(seconds: float) -> str:
-    """m:ss, or h:mm:ss from an hour."""
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def read_image(path: Path) -> np.ndarray:

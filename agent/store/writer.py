@@ -28,7 +28,14 @@ from sqlite_utils import Database
 
 from fer_agent.errors import StoreError
 from fer_agent.labels import EMOTIONS
-from fer_agent.store.database import APPLICATION_ID, connect_read_only, inspect, require_regular_file, salvage_hint
+from fer_agent.store.database import (
+    APPLICATION_ID,
+    connect_read_only,
+    inspect,
+    is_damage,
+    require_regular_file,
+    salvage_hint,
+)
 from fer_agent.types import Tracked
 
 log = logging.getLogger(__name__)
@@ -332,7 +339,7 @@ def _explain(error: sqlite3.DatabaseError, path: Path) -> str:
         return f"{text}: free some disk space (everything written before this point is kept)"
     if "readonly" in text or "unable to open" in text:
         return f"{text}: choose a writable place with --db PATH"
-    if "file is not a database" in text or "malformed" in text:
+    if is_damage(error):
         return f"the database is damaged ({text}); {salvage_hint(path)}"
     if "locked" in text:
         return f"{text}: another program holds the database; close it, or choose another --db"

@@ -1,0 +1,9 @@
+"""Times as people read them, for every stage that writes one."""
+
+
+def clock(seconds: float) -> str:
+    """Time from the start of the lecture (or of a video): 5:07, 1:02:30."""
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
