@@ -4,11 +4,12 @@ through mp4 compression, and CenterFace alone against CenterFace + BlazeFace.
     python benchmarks/real_galleries.py --galleries ../shared/datasets/galleries [--out DIR]
 
 1. **Screenshots.** ``fer-agent analyze GALLERIES --json`` (the installed command line, run as ``python -m fer_agent``),
-   scored with the datasets' own rule (its README; ``score.py`` is run on the same results as a check): for each
-   required face in turn, the nearest detection not yet used is a hit when its centre lies within 0.5 x w of the
-   face's centre; a remaining detection near an optional face (0.5 x max(w, 20)) or inside an ignore rectangle is
-   neither right nor wrong; every other one is a false face. *Duplicates*: detections beyond the first whose centres
-   lie within that radius of one annotated face (required or optional), i.e. one face reported twice.
+   scored with the datasets' own rule (``tests/galleries.py``, from its README; ``score.py`` is run on the same
+   results as a check): for each required face in turn, the nearest detection not yet used is a hit when its centre
+   lies within 0.5 x w of the face's centre; a remaining detection near an optional face (0.5 x max(w, 20)) or inside
+   an ignore rectangle is neither right nor wrong; every other one is a false face. *Duplicates*: detections beyond
+   the first whose centres lie within that radius of one annotated face (required or optional), i.e. one face
+   reported twice.
 2. **mp4.** Each screenshot (cropped by one pixel on the right or bottom where a side is odd) written as a 3-second
    mp4 of the still picture (OpenCV ``mp4v``, 2 frames per second), then ``fer-agent analyze VIDEO --json --fps 2``;
    each decoded frame is scored against the same annotations.
@@ -25,63 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 from common import footer_line, header_line, table
 
 import fer_agent  # noqa: F401  (before onnxruntime: it turns onnxruntime's telemetry off)
+from tests.galleries import Score, load_truth, score
 
 VIDEO_FPS = 2
 VIDEO_SECONDS = 3
-
-
-@dataclass(frozen=True)
-class Score:
-    required: int
-    found: int
-    false: int
-    duplicates: int
-    detections: int
-
-
-def load_gt(galleries: Path) -> dict[str, dict]:
-    return {name: entry for name, entry in json.loads((galleries / "gt.json").read_text()).items()
-            if not name.startswith("_")}
-
-
-def score(entry: dict, boxes: list[list[float]]) -> Score:
-    """The README's rule (as ``score.py`` applies it), and the duplicates."""
-    centres = [(x + w / 2, y + h / 2) for x, y, w, h in boxes]
-    used: set[int] = set()
-    found = 0
-    for cx, cy, w in entry["faces"]:
-        best = min(((i, (x - cx) ** 2 + (y - cy) ** 2) for i, (x, y) in enumerate(centres) if i not in used),
-                   key=lambda pair: pair[1], default=None)
-        if best and math.sqrt(best[1]) <= 0.5 * w:
-            used.add(best[0])
-            found += 1
-    false = 0
-    for i, (x, y) in enumerate(centres):
-        if i in used:
-            continue
-        if any(math.hypot(x - cx, y - cy) <= 0.5 * max(w, 20) for cx, cy, w in entry["optional"]):
-            continue
-        if any(bx <= x <= bx + bw and by <= y <= by + bh for bx, by, bw, bh in entry["ignore"]):
-            continue
-        false += 1
-    regions = [(cx, cy, 0.5 * w) for cx, cy, w in entry["faces"]]
-    regions += [(cx, cy, 0.5 * max(w, 20)) for cx, cy, w in entry["optional"]]
-    duplicates = sum(max(sum(math.hypot(x - cx, y - cy) <= radius for x, y in centres) - 1, 0)
-                     for cx, cy, radius in regions)
-    return Score(len(entry["faces"]), found, false, duplicates, len(boxes))
 
 
 def analyze_json(path: Path, *options: str) -> list[dict]:
@@ -237,7 +196,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per screenshot and detector")
     args = parser.parse_args()
 
-    gt = load_gt(args.galleries)
+    gt = load_truth(args.galleries)
     first, fingerprint = header_line("`fer-agent analyze` and the models on 1 thread (the CLI's default)")
     print(first + "\n")
     with tempfile.TemporaryDirectory() as temporary:

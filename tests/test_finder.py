@@ -4,7 +4,6 @@ synthetic gallery screenshots built from real FER-2013 faces; and the watcher's 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fer_agent.vision.detector import FaceDetector
 from fer_agent.vision.discovery import FaceDiscovery
 from fer_agent.vision.finder import FaceFinder
 from tests.conftest import ROOT, SHIPPED_MODEL
+from tests.galleries import load_truth, score
 from tests.synthetic import participants_from_faces, render_gallery, tile_boxes
 
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
@@ -44,36 +44,7 @@ def finder(detector_model_path: Path, discovery_model_path: Path):
 def real_screenshots() -> dict:
     if not (GALLERIES / "gt.json").is_file():
         pytest.skip(f"the real call screenshots are not at {GALLERIES} (a checkout with ../shared beside it has them)")
-    truth = {name: value for name, value in json.loads((GALLERIES / "gt.json").read_text()).items()
-             if not name.startswith("_")}
-    return truth
-
-
-def score(truth: dict, boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int]:
-    """The galleries README's rule: (hits, false faces, faces reported twice). A required face is hit by the nearest
-    unused detection whose centre is within half the face's width; leftover detections near an optional face or in an
-    ignore region are neither; every other leftover is false. A face reported twice: two detections within half the
-    width of one annotated (required or optional) face."""
-    centres = [(x + w / 2, y + h / 2) for x, y, w, h in boxes]
-    used: set[int] = set()
-    hits = 0
-    for cx, cy, w in truth["faces"]:
-        near = [(np.hypot(x - cx, y - cy), i) for i, (x, y) in enumerate(centres) if i not in used]
-        if near and min(near)[0] <= 0.5 * w:
-            used.add(min(near)[1])
-            hits += 1
-    false = 0
-    for i, (x, y) in enumerate(centres):
-        if i in used:
-            continue
-        if any(np.hypot(x - cx, y - cy) <= 0.5 * max(w, 20) for cx, cy, w in truth["optional"]):
-            continue
-        if any(bx <= x <= bx + bw and by <= y <= by + bh for bx, by, bw, bh in truth["ignore"]):
-            continue
-        false += 1
-    twice = sum(sum(np.hypot(x - cx, y - cy) <= 0.5 * w for x, y in centres) > 1
-                for cx, cy, w in truth["faces"] + truth["optional"])
-    return hits, false, twice
+    return load_truth(GALLERIES)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -84,9 +55,9 @@ def read_rgb(path: Path) -> np.ndarray:
 def test_real_screenshots_recall_false_faces_and_no_face_twice(finder: FaceFinder, real_screenshots: dict) -> None:
     hits = required = false = 0
     for name, truth in real_screenshots.items():
-        found, wrong, twice = score(truth, [face.box for face in finder.find(read_rgb(GALLERIES / name))])
-        assert twice == 0, name
-        hits, required, false = hits + found, required + len(truth["faces"]), false + wrong
+        result = score(truth, [face.box for face in finder.find(read_rgb(GALLERIES / name))])
+        assert result.duplicates == 0, name
+        hits, required, false = hits + result.found, required + result.required, false + result.false
     assert hits / required >= 0.97, (hits, required)
     assert false / len(real_screenshots) <= 0.5, false
 
@@ -124,9 +95,9 @@ def test_real_screenshots_through_mp4_give_the_same_faces_in_every_frame(
         frames = decoded(still_video(read_rgb(GALLERIES / name), tmp_path / f"{Path(name).stem}.mp4"))
         assert len(frames) == 4, name
         for frame in frames:
-            found, wrong, twice = score(truth, [face.box for face in finder.find(frame)])
-            assert twice == 0, name
-            hits, required, false = hits + found, required + len(truth["faces"]), false + wrong
+            result = score(truth, [face.box for face in finder.find(frame)])
+            assert result.duplicates == 0, name
+            hits, required, false = hits + result.found, required + result.required, false + result.false
         with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL) as analyzer:
             boxes = [[o.face.box for o in analyzer.analyze(Frame(frame, float(t), name)).observations if o.face]
                      for t, frame in enumerate(frames)]
@@ -152,7 +123,7 @@ def test_every_real_screenshot_as_a_session_has_one_participant_per_face(
                 tracked = tracker.update(analyzer.analyze(Frame(image, float(second), name)).observations,
                                          float(second))
                 boxes = [item.observation.face.box for item in tracked if item.observation.face is not None]
-                assert score(truth, boxes)[2] == 0, name
+                assert score(truth, boxes).duplicates == 0, name
                 labels.append(sorted(item.participant.label for item in tracked))
         assert all(frame == labels[0] for frame in labels), (name, labels)
         assert len(tracker.participants) == len(labels[0]), name
@@ -172,9 +143,9 @@ def test_screenshots_of_different_sizes_in_one_session(detector_model_path: Path
             analysis = analyzer.analyze(Frame(image, float(second), name))
             boxes = [o.face.box for o in analysis.observations if o.face is not None]
             truth = real_screenshots[name]
-            hits, false, twice = score(truth, boxes)
-            assert (false, twice) == (0, 0), name
-            assert hits >= 0.9 * len(truth["faces"]), name
+            result = score(truth, boxes)
+            assert (result.false, result.duplicates) == (0, 0), name
+            assert result.found >= 0.9 * result.required, name
             assert all(0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
                        for x, y, w, h in (o.tile.box for o in analysis.observations)), name
 

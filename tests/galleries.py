@@ -1,0 +1,58 @@
+"""The real call screenshots of ``shared/datasets/galleries`` and their scoring rule, for the tests and the benchmarks.
+
+The rule is the datasets' own (its README; its ``score.py`` applies it): for each required face in turn, the nearest
+detection not yet used is a hit when its centre lies within 0.5 x w of the face's centre; a remaining detection near
+an optional face (0.5 x max(w, 20)) or inside an ignore rectangle is neither right nor wrong; every other one is a
+false face. *Duplicates*: detections beyond the first whose centres lie within that radius of one annotated face
+(required or optional), that is one face reported twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Score:
+    required: int
+    found: int
+    false: int
+    duplicates: int
+    detections: int
+
+
+def load_truth(galleries: Path) -> dict[str, dict]:
+    """``gt.json``'s annotations per screenshot name."""
+    return {name: entry for name, entry in json.loads((galleries / "gt.json").read_text()).items()
+            if not name.startswith("_")}
+
+
+def score(truth: dict, boxes: Sequence[Sequence[float]]) -> Score:
+    """The detections ``boxes`` ([x, y, w, h]) of one screenshot against its annotations ``truth``."""
+    centres = [(x + w / 2, y + h / 2) for x, y, w, h in boxes]
+    used: set[int] = set()
+    found = 0
+    for cx, cy, w in truth["faces"]:
+        best = min(((i, (x - cx) ** 2 + (y - cy) ** 2) for i, (x, y) in enumerate(centres) if i not in used),
+                   key=lambda pair: pair[1], default=None)
+        if best and math.sqrt(best[1]) <= 0.5 * w:
+            used.add(best[0])
+            found += 1
+    false = 0
+    for i, (x, y) in enumerate(centres):
+        if i in used:
+            continue
+        if any(math.hypot(x - cx, y - cy) <= 0.5 * max(w, 20) for cx, cy, w in truth["optional"]):
+            continue
+        if any(bx <= x <= bx + bw and by <= y <= by + bh for bx, by, bw, bh in truth["ignore"]):
+            continue
+        false += 1
+    regions = [(cx, cy, 0.5 * w) for cx, cy, w in truth["faces"]]
+    regions += [(cx, cy, 0.5 * max(w, 20)) for cx, cy, w in truth["optional"]]
+    duplicates = sum(max(sum(math.hypot(x - cx, y - cy) <= radius for x, y in centres) - 1, 0)
+                     for cx, cy, radius in regions)
+    return Score(len(truth["faces"]), found, false, duplicates, len(boxes))
