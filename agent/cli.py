@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -229,26 +230,28 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     """Evaluate an emotion model on a FER-2013 split (FER+ majority-vote accuracy, FER-2013-label accuracy,
     macro-F1, per-class precision and recall, confusion matrix), or on any folder-per-class image set through the
     agent's full runtime path (--images), listing the images where no face was found."""
+    from rich.console import Console
+
     from fer_agent.training.card import record_evaluation
     from fer_agent.training.data import load_dataset
     from fer_agent.training.evaluate import evaluate as score
     from fer_agent.training.evaluate import evaluate_images, predict_dataset, save_confusion_matrix
     from fer_agent.vision.classifier import EmotionClassifier
 
-    if (data is None) == (images is None):
-        raise click.UsageError("give one of --data (FER-2013) or --images (a folder-per-class image set)")
-    if images is not None:
+    if images is not None and data is None:
         if card or ferplus:
             raise click.UsageError("--card and --ferplus apply to --data only")
         with _analyzer(detector_model, discovery_model, model_path, threads=1) as analyzer:
-            result = evaluate_images(analyzer, images, limit)
+            on_images = evaluate_images(analyzer, images, limit)
         if confusion:
-            save_confusion_matrix(result, confusion, f"{Path(model_path).name} on {Path(images).name}")
+            save_confusion_matrix(on_images, confusion, f"{Path(model_path).name} on {Path(images).name}")
         if as_json:
-            click.echo(json.dumps(result.to_dict(), indent=2))
+            click.echo(json.dumps(on_images.to_dict(), indent=2))
             return
-        _print_image_evaluation(result)
+        Console().print(on_images)
         return
+    if data is None or images is not None:
+        raise click.UsageError("give one of --data (FER-2013) or --images (a folder-per-class image set)")
     classifier = EmotionClassifier(model_path, threads=0)
     dataset = load_dataset(data, ferplus=ferplus).split(split)
     if limit is not None:
@@ -261,45 +264,7 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
-    _print_evaluation(result)
-
-
-def _print_image_evaluation(result) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console()
-    console.print(f"{result.images} images in {escape(result.root)}: a face found in {result.faces}")
-    console.print(f"accuracy where a face was found: [bold]{result.accuracy:.4f}[/]; end to end (no face counts "
-                  f"as wrong): {result.end_to_end_accuracy:.4f}; macro-F1 {result.macro_f1:.4f}")
-    _print_per_class(console, result)
-    if result.skipped_folders:
-        console.print(f"skipped folders (not one of our labels): {escape(', '.join(result.skipped_folders))}")
-    if result.no_face:
-        console.print(f"no face found in {len(result.no_face)} images:")
-        for path in result.no_face:
-            console.print(f"  {escape(path)}", soft_wrap=True)
-
-
-def _print_evaluation(result) -> None:
-    from rich.console import Console
-
-    console = Console()
-    if result.ferplus_accuracy is not None:
-        console.print(f"FER+ majority-vote accuracy: [bold]{result.ferplus_accuracy:.4f}[/] "
-                      f"({result.reference_faces} of {result.faces} {result.split} faces have a majority)")
-    console.print(f"FER-2013-label accuracy:     [bold]{result.fer2013_accuracy:.4f}[/] ({result.faces} faces)")
-    console.print(f"macro-F1 ({result.reference}): {result.macro_f1:.4f}")
-    _print_per_class(console, result)
-
-
-def _print_per_class(console, result) -> None:
-    from rich.table import Table
-
-    table = Table("emotion", "precision", "recall", "faces", title=f"per class, against {result.reference}")
-    for index, (name, precision) in enumerate(result.precision.items()):
-        table.add_row(name, f"{precision:.3f}", f"{result.recall[name]:.3f}", str(sum(result.confusion[index])))
-    console.print(table)
+    Console().print(result)
 
 
 def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -408,7 +373,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
                signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
 
     requests = StopSignals()
-    previous = {number: signal.signal(number, lambda signum, _frame: requests.request(reasons[signum]))
+    previous = {number: signal.signal(number, lambda signum, _frame: requests.request(reasons[signal.Signals(signum)]))
                 for number in reasons}
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
@@ -479,9 +444,7 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
                     click.echo(json.dumps({"source": frame.name,
                                            "faces": [observation.to_dict(frame) for observation in faces]}))
                 else:
-                    counts = {}
-                    for observation in faces:
-                        counts[observation.emotion] = counts.get(observation.emotion, 0) + 1
+                    counts = Counter(observation.emotion for observation in faces)
                     table.add_row(frame.name, str(len(faces)),
                                   ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
         finished = True
@@ -514,7 +477,6 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     where, in what layout, and the participants a session would start with."""
     import cv2
     from rich.console import Console
-    from rich.table import Table
 
     from fer_agent.capture.sources import open_source
     from fer_agent.vision.check import annotate, describe
@@ -530,34 +492,14 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
     if frame is None:
         raise click.ClickException(f"{source}: nothing to capture")
     with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
-        faces = analyzer.find(frame.image)
-    height, width = frame.image.shape[:2]
-    sight = describe(faces)
+        sight = describe(frame, analyzer.find(frame.image))
     console = Console()
-    size = f"{width}x{height} pixels"
-    if frame.scale > 1:
-        # Positions and sizes below are the original picture's pixels, as the picture itself is.
-        size = (f"{round(width * frame.scale)}x{round(height * frame.scale)} pixels (scaled down to {width}x{height} "
-                "for analysis)")
-    console.print(f"[bold]{frame.name}[/]: {size}, {len(faces)} faces found ({sight.layout})")
-    if frame.scale > 1:
-        console.print(f"[yellow]note:[/] the picture has more pixels than 8K (7680x4320): it was scaled down "
-                      f"{frame.scale:.1f} times for analysis; positions and sizes are in the picture's own pixels")
-    if faces:
-        table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing", box=None)
-        for number, observation in enumerate(faces, start=1):
-            x, y, w, h = frame.original_box(observation.face.box)
-            table.add_row(f"P{number}", f"{x}, {y}", f"{w}x{h}", observation.emotion,
-                          "yes" if observation.facing else "turned away")
-        console.print(table)
-        console.print(f"A session here starts with these {len(faces)} participants (P1-P{len(faces)}), numbered in "
-                      "reading order; each keeps its number while the gallery changes.")
-    for line in sight.advice:
-        console.print(f"[yellow]note:[/] {line}")
+    console.print(sight)
     if save:
-        if not cv2.imwrite(save, annotate(frame.image, faces)):
+        if not cv2.imwrite(save, annotate(sight)):
             raise click.ClickException(f"{save}: cannot write the picture (use a .png or .jpg name in a writable "
                                        "folder)")
+        height, width = frame.image.shape[:2]
         console.print(f"wrote {save}" + (f" ({width}x{height}, as analysed)" if frame.scale > 1 else "")
                       + ": it shows the participants' faces; keep it private and delete it when done")
 
@@ -566,13 +508,9 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
 @_database_option
 def sessions(database: str | None) -> None:
     """List the recorded sessions: id, start, duration, status, participants, frames."""
-    from rich import box
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    from fer_agent.reports.metrics import clock, local_time
-    from fer_agent.store.reader import list_sessions, reading
+    from fer_agent.store.reader import list_sessions, reading, sessions_table
 
     path = _database_path(database)
     with reading(path) as conn:
@@ -580,14 +518,7 @@ def sessions(database: str | None) -> None:
     if not rows:
         click.echo(f"no sessions in {path}")
         return
-    table = Table(title=str(path), box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("id", "started", "duration", "status", "participants", "frames"):
-        table.add_column(column, no_wrap=True, justify="left" if column in ("started", "status") else "right")
-    table.add_column("source", overflow="fold")
-    for info in rows:
-        table.add_row(str(info.id), local_time(info.started_at), clock(info.duration), info.status,
-                      str(info.participants), f"{info.frames:,}", escape(info.source))
-    Console().print(table)
+    Console().print(sessions_table(str(path), rows))
 
 
 @main.command()
@@ -654,7 +585,7 @@ def purge(session: int | None, older_than: float | None, yes: bool, database: st
 
     The rows are removed and the database file is compacted, so the data is gone from disk. Asks first unless --yes.
     """
-    from fer_agent.reports.metrics import local_time
+    from fer_agent.clock import local_time
     from fer_agent.store.reader import reading, select_sessions
     from fer_agent.store.writer import Store
 
@@ -692,12 +623,9 @@ def salvage(damaged: str, output: str) -> None:
     then works with every command (report, export, sessions). Frames whose observations were not all read are counted
     as incomplete.
     """
-    from rich import box
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from fer_agent.reports.metrics import local_time
     from fer_agent.store.salvage import salvage as save_readable
 
     console = Console(stderr=True)
@@ -706,14 +634,5 @@ def salvage(damaged: str, output: str) -> None:
         task = progress.add_task("reading")
         result = save_readable(Path(damaged), Path(output),
                                step=lambda what: progress.update(task, description=what))
-    table = Table(title=f"saved to {output}", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("session", "started", "status", "frames", "observations", "incomplete"):
-        table.add_column(column, justify="left" if column in ("started", "status") else "right", no_wrap=True)
-    for session in result.sessions:
-        table.add_row(str(session.id), local_time(session.started_at), session.status, f"{session.frames:,}",
-                      f"{session.observations:,}", f"{session.incomplete_frames:,}")
-    Console().print(table)
-    lost = {table: count for table, count in result.damaged.items() if count}
-    click.echo(f"saved {len(result.sessions)} session{'s' if len(result.sessions) != 1 else ''} to {output}; "
-               + ("damaged stretches skipped: " + ", ".join(f"{table} {count}" for table, count in lost.items())
-                  if lost else "every row of the tables could be read"))
+    Console().print(result.table(output))
+    click.echo(result.summary(output))

@@ -199,8 +199,8 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
         # error goes on as it is, for the CLI's one line or --debug's traceback.
         status, message = "failed", unexpected_error(error)
         # A note as Python 3.11's add_note() keeps it (the CLI reads it), written so that 3.10 keeps it too.
-        error.__notes__ = [*getattr(error, "__notes__", []),
-                           f"the {frames} frames before it are kept: session {session_id} in {store.path}"]
+        setattr(error, "__notes__", [*getattr(error, "__notes__", []),
+                                     f"the {frames} frames before it are kept: session {session_id} in {store.path}"])
         raise
     finally:
         with _signals_held():

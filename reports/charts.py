@@ -13,31 +13,37 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from markupsafe import Markup
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from fer_agent.clock import clock
 from fer_agent.labels import EMOTIONS
-from fer_agent.reports.metrics import Gap, KeyMoment, Timeline, clock
+from fer_agent.reports.metrics import Gap, KeyMoment, Timeline
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 COLOURS = {"angry": "#d62728", "disgust": "#8c564b", "fear": "#9467bd", "sad": "#1f77b4", "surprise": "#ff7f0e",
            "happy": "#2ca02c", "neutral": "#c9c9c9"}
 # Negative expressions at the bottom of the stack, where a rise is easiest to see.
 STACK_ORDER = ("angry", "disgust", "fear", "sad", "surprise", "happy", "neutral")
-STYLE = {"svg.fonttype": "none", "svg.hashsalt": "fer-agent", "font.size": 9, "axes.spines.top": False,
-         "axes.spines.right": False}
-GAP_STYLE = {"facecolor": "#ececec", "edgecolor": "#a0a0a0", "hatch": "///", "linewidth": 0}
+STYLE: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "fer-agent", "font.size": 9,
+                               "axes.spines.top": False, "axes.spines.right": False}
+GAP_STYLE: dict[str, Any] = {"facecolor": "#ececec", "edgecolor": "#a0a0a0", "hatch": "///", "linewidth": 0}
 GAP_LABEL = "not observed"
 _WIDTH = 9.0
 # Fixed margins (inches), so the time axes of all charts line up on the page.
 _LEFT, _RIGHT, _BOTTOM, _TOP = 0.75, 1.6, 0.55, 0.25
 
 
-def _figure(height: float) -> tuple[Figure, object]:
+def _figure(height: float) -> tuple[Figure, Axes]:
     figure = Figure(figsize=(_WIDTH, height))
     figure.subplots_adjust(left=_LEFT / _WIDTH, right=1 - _RIGHT / _WIDTH, bottom=_BOTTOM / height,
                            top=1 - _TOP / height)
@@ -54,27 +60,27 @@ def _svg(figure: Figure, css_class: str) -> Markup:
     return Markup(text.replace("<svg", f'<svg class="{css_class}" role="img"', 1))
 
 
-def _time_axis(axes, line: Timeline) -> None:
+def _time_axis(axes: Axes, line: Timeline) -> None:
     end = float(line.ends[-1]) / 60
     axes.set_xlim(0, end)
     axes.xaxis.set_major_formatter(FuncFormatter(lambda minutes, _pos: clock(minutes * 60)))
     axes.set_xlabel("time from the start of the lecture")
 
 
-def _mark_moments(axes, moments: list[KeyMoment]) -> None:
+def _mark_moments(axes: Axes, moments: list[KeyMoment]) -> None:
     for number, moment in enumerate(moments, 1):
         axes.axvspan(moment.start / 60, moment.end / 60, color="#ffd54f", alpha=0.35, linewidth=0)
         axes.annotate(str(number), ((moment.start + moment.end) / 120, 1.0), xycoords=("data", "axes fraction"),
                       ha="center", va="bottom", fontsize=8, fontweight="bold")
 
 
-def _mark_gaps(axes, gaps: list[Gap], style: dict = GAP_STYLE) -> None:
+def _mark_gaps(axes: Axes, gaps: list[Gap], style: dict[str, Any] = GAP_STYLE) -> None:
     # Above the data (zorder 3), so a partly observed interval's value does not reach into the time it was not seen.
     for number, gap in enumerate(gaps, 1):
         axes.axvspan(gap.start / 60, gap.end / 60, zorder=3, gid=f"not-observed-{number}", **style)
 
 
-def _legend(axes, handles: list, labels: list[str], gaps: list[Gap]) -> None:
+def _legend(axes: Axes, handles: list, labels: list[str], gaps: list[Gap]) -> None:
     if gaps:
         handles, labels = [*handles, Patch(**GAP_STYLE)], [*labels, GAP_LABEL]
     if handles:
@@ -97,7 +103,7 @@ def _lone_steps(line: Timeline, values: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x, y
 
 
-def _plot(axes, line: Timeline, values: np.ndarray, **style) -> None:
+def _plot(axes: Axes, line: Timeline, values: np.ndarray, **style: Any) -> None:
     """A line through the intervals' centres, and the lone intervals as steps of their width in the same colour."""
     axes.plot(_centres(line), values, marker=".", markersize=3, **style)
     x, y = _lone_steps(line, values)
@@ -105,7 +111,7 @@ def _plot(axes, line: Timeline, values: np.ndarray, **style) -> None:
         axes.plot(x, y, color=style["color"], linewidth=2, solid_capstyle="butt")
 
 
-def _shares_over_time(axes, line: Timeline, moments: list[KeyMoment], gaps: list[Gap], label: str,
+def _shares_over_time(axes: Axes, line: Timeline, moments: list[KeyMoment], gaps: list[Gap], label: str,
                       top: float) -> None:
     """The frame both charts share: shares from 0 to ``top`` in percent, the lecture's time, the key moments and the
     time not observed."""

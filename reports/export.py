@@ -15,13 +15,13 @@ import json
 import math
 from pathlib import Path
 
+from fer_agent.clock import clock
 from fer_agent.errors import FerAgentError
 from fer_agent.labels import EMOTIONS
 from fer_agent.reports.metrics import (
     Gap,
     ParticipantSummary,
     Timeline,
-    clock,
     not_observed,
     observed_share,
     participants,

@@ -17,6 +17,7 @@ import jinja2
 import numpy as np
 
 from fer_agent import installed_version
+from fer_agent.clock import clock, local_time
 from fer_agent.errors import FerAgentError
 from fer_agent.labels import EMOTIONS, NEGATIVE
 from fer_agent.reports import charts
@@ -28,11 +29,9 @@ from fer_agent.reports.metrics import (
     FACING_GAZE_WEIGHT,
     MIN_CHANGE,
     KeyMoment,
-    clock,
     default_interval,
     engagement,
     key_moments,
-    local_time,
     not_observed,
     observed_share,
     participants,

@@ -21,14 +21,12 @@ Definitions (written out in the report too):
 
 from __future__ import annotations
 
-import datetime
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from fer_agent.clock import clock as clock
-from fer_agent.labels import EMOTIONS, NEGATIVE
+from fer_agent.labels import EMOTIONS, negative_share
 from fer_agent.store.reader import SessionData
 
 EMOTION_WEIGHTS = {"angry": 0.25, "disgust": 0.2, "fear": 0.3, "happy": 0.6, "sad": 0.3, "surprise": 0.6,
@@ -40,7 +38,6 @@ ENGAGEMENT_SCALE = max(EMOTION_WEIGHTS.values()) * FACING_GAZE_WEIGHT
 BASELINE_INTERVALS = 3
 MIN_CHANGE = 0.05
 _WEIGHTS = np.array([EMOTION_WEIGHTS[name] for name in EMOTIONS])
-_NEGATIVE = np.array([name in NEGATIVE for name in EMOTIONS])
 
 
 def engagement(probabilities: np.ndarray, facing: np.ndarray) -> np.ndarray:
@@ -161,7 +158,7 @@ def timeline(data: SessionData, interval: float) -> Timeline:
         mood=_mean(_sums(bins[faces], seen, count), face_count[:, None]),
         visible=_mean(face_count.astype(np.float64), tiles),
         facing=_mean(_sums(bins, data.facing.astype(np.float64), count), tiles),
-        negative=_mean(_sums(bins[faces], seen[:, _NEGATIVE].sum(axis=1), count), face_count),
+        negative=_mean(_sums(bins[faces], negative_share(seen), count), face_count),
         engagement=_mean(_sums(bins[faces], engagement(seen, data.facing[faces]), count), face_count),
     )
 
@@ -263,7 +260,7 @@ def key_moments(line: Timeline, count: int = 5, baseline: int = BASELINE_INTERVA
             reference = float(signal[indices[position - baseline:position]].mean())
             scores.append((signal[indices[position]] - reference, indices[position], kind, reference))
     blocked = np.zeros(len(line.starts), bool)
-    moments = []
+    moments: list[KeyMoment] = []
     for score, start, kind, reference in sorted(scores, key=lambda item: -item[0]):
         if len(moments) == count or score < min_change:
             break
@@ -321,12 +318,3 @@ def observed_share(data: SessionData, gaps: list[Gap]) -> float:
         return math.nan
     return 1.0 - sum(gap.duration for gap in gaps) / data.info.duration
 
-
-def local_time(text: str | None) -> str:
-    """A stored ISO timestamp as the minute it names, in the time zone it was recorded in: 2026-11-21 14:05."""
-    if not text:
-        return "-"
-    try:
-        return datetime.datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return text

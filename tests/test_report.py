@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_agent.clock import clock
 from fer_agent.errors import StoreError
 from fer_agent.labels import EMOTIONS
 from fer_agent.reports.html import render_report
 from fer_agent.reports.metrics import (
     UNKNOWN_CAUSE,
     Gap,
-    clock,
     default_interval,
     key_moments,
     not_observed,

@@ -74,7 +74,7 @@ class FaceDataset:
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def subset(self, index: np.ndarray) -> FaceDataset:
+    def subset(self, index: np.ndarray | slice) -> FaceDataset:
         return FaceDataset(
             pixels=self.pixels[index],
             labels=self.labels[index],
@@ -173,7 +173,9 @@ def parse_pixels(text: str, where: str) -> np.ndarray:
 def load_fer2013_csv(path: str | Path, limit: int | None = None) -> FaceDataset:
     """Load the Kaggle FER-2013 file (``emotion,pixels,Usage``), plain or gzip-compressed."""
     path = Path(path)
-    pixels, labels, usage = [], [], []
+    pixels: list[np.ndarray] = []
+    labels: list[int] = []
+    usage: list[str] = []
     for line, row in _rows(path, FER2013_COLUMNS):
         if limit is not None and len(pixels) >= limit:
             break
@@ -200,7 +202,7 @@ def load_fer2013_csv(path: str | Path, limit: int | None = None) -> FaceDataset:
 def load_ferplus_votes(path: str | Path, usage: np.ndarray) -> np.ndarray:
     """Load FER+ vote counts for a FER-2013 file whose Usage column is ``usage``, checking the row-by-row alignment."""
     path = Path(path)
-    votes = []
+    votes: list[list[int]] = []
     vote_columns = FERPLUS_COLUMNS[2:]
     for line, row in _rows(path, FERPLUS_COLUMNS):
         index = len(votes)
@@ -262,7 +264,9 @@ def load_image_folder(root: str | Path) -> FaceDataset:
         raise DatasetError(f"{root}: folder not found")
     split_names = {"training": "Training", "train": "Training", "publictest": "PublicTest", "val": "PublicTest",
                    "validation": "PublicTest", "privatetest": "PrivateTest", "test": "PrivateTest"}
-    pixels, labels, usage = [], [], []
+    pixels: list[np.ndarray] = []
+    labels: list[int] = []
+    usage: list[str] = []
     for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         split = split_names.get(split_dir.name.lower())
         if split is None:

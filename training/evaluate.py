@@ -8,8 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
 
 from fer_agent.capture.sources import IMAGE_SUFFIXES, read_image
 from fer_agent.errors import CaptureError, DatasetError
@@ -33,6 +36,23 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __rich__(self) -> Group:
+        """What ``fer-agent evaluate --data`` prints."""
+        lines: list[RenderableType] = []
+        if self.ferplus_accuracy is not None:
+            lines.append(f"FER+ majority-vote accuracy: [bold]{self.ferplus_accuracy:.4f}[/] "
+                         f"({self.reference_faces} of {self.faces} {self.split} faces have a majority)")
+        lines += [f"FER-2013-label accuracy:     [bold]{self.fer2013_accuracy:.4f}[/] ({self.faces} faces)",
+                  f"macro-F1 ({self.reference}): {self.macro_f1:.4f}", per_class_table(self)]
+        return Group(*lines)
+
+
+def per_class_table(result: Evaluation | ImageEvaluation) -> Table:
+    table = Table("emotion", "precision", "recall", "faces", title=f"per class, against {result.reference}")
+    for index, (name, precision) in enumerate(result.precision.items()):
+        table.add_row(name, f"{precision:.3f}", f"{result.recall[name]:.3f}", str(sum(result.confusion[index])))
+    return table
 
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int = len(EMOTIONS)) -> np.ndarray:
@@ -97,7 +117,7 @@ def evaluate(probabilities: np.ndarray, dataset: FaceDataset, split: str) -> Eva
     )
 
 
-def save_confusion_matrix(evaluation: Evaluation, path: str | Path, title: str) -> Path:
+def save_confusion_matrix(evaluation: Evaluation | ImageEvaluation, path: str | Path, title: str) -> Path:
     """Draw the confusion matrix (rows normalised to recall) with matplotlib and save it as an image."""
     import matplotlib
 
@@ -150,14 +170,28 @@ class ImageEvaluation:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __rich__(self) -> Group:
+        """What ``fer-agent evaluate --images`` prints; the images without a face one per line, never wrapped."""
+        lines: list[RenderableType] = [
+            f"{self.images} images in {escape(self.root)}: a face found in {self.faces}",
+            f"accuracy where a face was found: [bold]{self.accuracy:.4f}[/]; end to end (no face counts as wrong): "
+            f"{self.end_to_end_accuracy:.4f}; macro-F1 {self.macro_f1:.4f}", per_class_table(self)]
+        if self.skipped_folders:
+            lines.append(f"skipped folders (not one of our labels): {escape(', '.join(self.skipped_folders))}")
+        if self.no_face:
+            lines.append(f"no face found in {len(self.no_face)} images:")
+            lines += [Text(f"  {path}", no_wrap=True, overflow="ignore") for path in self.no_face]
+        return Group(*lines)
+
 
 def image_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
-    """``root/<class>/**/*.png|jpg|jpeg|bmp|webp`` -> (image path, label index) in name order, and the class folders
-    that were skipped because their name is none of our labels or their synonyms."""
+    """The images (:data:`IMAGE_SUFFIXES`) in ``root/<class>/**`` -> (image path, label index) in name order, and the
+    class folders that were skipped because their name is none of our labels or their synonyms."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: folder not found")
-    items, skipped = [], []
+    items: list[tuple[Path, int]] = []
+    skipped: list[str] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         label = CLASS_SYNONYMS.get(folder.name.lower())
         if label is None:

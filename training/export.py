@@ -68,6 +68,8 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str
             )
     finally:
         registration_log.setLevel(previous_level)
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     proto = program.model_proto
     metadata = {
         LABELS_KEY: ",".join(EMOTIONS),

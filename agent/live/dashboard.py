@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from fer_agent.labels import EMOTIONS, NEGATIVE
+from fer_agent.labels import EMOTIONS, NEGATIVE, negative_share
 from fer_agent.types import FrameAnalysis, Tracked
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -53,7 +54,7 @@ def sparkline(values: list[float | None], top: float = 1.0) -> str:
     )
 
 
-def fit(parts: list[str | Text], width: int, separator: str = "  ") -> Text:
+def fit(parts: Sequence[str | Text], width: int, separator: str = "  ") -> Text:
     """The parts on one line, as many whole parts as fit in ``width`` (never a part cut in two)."""
     line = Text(no_wrap=True, overflow="crop")
     for part in parts:
@@ -102,7 +103,7 @@ class Dashboard:
             if observation.probabilities is not None:
                 minute.faces += 1
                 minute.facing += int(bool(observation.facing))
-                minute.negative += float(sum(observation.probabilities[EMOTIONS.index(e)] for e in NEGATIVE))
+                minute.negative += float(negative_share(observation.probabilities))
                 minute.happy += float(observation.probabilities[EMOTIONS.index("happy")])
 
     def note(self, text: str) -> None:
@@ -192,8 +193,9 @@ class Dashboard:
         people = len({t.participant.number for t in self.tracked})
         found = f" ({len(faces) / places:.0%})" if places else ""
         turned = f" ({facing / len(faces):.0%})" if faces else ""
-        full = [Text("attention", style="bold"), f"faces found {len(faces)} of {places} places{found}",
-                f"facing screen {facing} of {len(faces)} faces{turned}", f"participants {people} now"]
+        full: list[str | Text] = [
+            Text("attention", style="bold"), f"faces found {len(faces)} of {places} places{found}",
+            f"facing screen {facing} of {len(faces)} faces{turned}", f"participants {people} now"]
         if sum(len(str(part)) + 2 for part in full) <= width:
             return fit(full, width)
         return fit([Text("attention", style="bold"), f"faces {len(faces)}/{places}{found}",
@@ -205,7 +207,7 @@ class Dashboard:
             return [Text("trend: no frames yet", style="dim")]
         last = max(self.minutes)
         keys = range(max(last - TREND_MINUTES + 1, 0), last + 1)
-        rows = {"faces/places": [], "negative": [], "happy": []}
+        rows: dict[str, list[float | None]] = {"faces/places": [], "negative": [], "happy": []}
         for key in keys:
             minute = self.minutes.get(key)
             rows["faces/places"].append(minute.faces / minute.tiles if minute and minute.tiles else None)
@@ -277,6 +279,6 @@ def _cell(item: Tracked) -> Text:
     elif not observation.facing:
         cell.append(f"{observation.emotion} away", style="yellow")
     else:
-        emotion = item.smoothed or observation.emotion
+        emotion = item.smoothed or observation.emotion or ""
         cell.append(emotion, style="magenta" if emotion in NEGATIVE else COLOURS.get(emotion, ""))
     return cell

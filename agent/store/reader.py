@@ -11,11 +11,15 @@ import contextlib
 import datetime
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
+from rich import box
+from rich.markup import escape
+from rich.table import Table
 
+from fer_agent.clock import clock, local_time
 from fer_agent.errors import StoreError
 from fer_agent.labels import EMOTIONS
 from fer_agent.store.database import connect_read_only, inspect, is_damage, salvage_hint
@@ -116,21 +120,35 @@ def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-_SESSIONS = """
-SELECT s.id, s.started_at, s.ended_at, s.status, s.source, s.fps, s.model_version, s.model_accuracy, s.detector,
-       s.message, COUNT(f.id), COALESCE(SUM(f.dropped), 0), MAX(f.time),
+# SessionInfo's fields that are columns of ``sessions``; the others are counted from its frames and participants.
+_COUNTED = ("frames", "dropped", "participants", "duration")
+_SESSION_COLUMNS = [field.name for field in fields(SessionInfo) if field.name not in _COUNTED]
+_SESSIONS = f"""
+SELECT {", ".join(f"s.{name}" for name in _SESSION_COLUMNS)}, COUNT(f.id), COALESCE(SUM(f.dropped), 0), MAX(f.time),
        (SELECT COUNT(*) FROM participants p WHERE p.session_id = s.id)
 FROM sessions s LEFT JOIN frames f ON f.session_id = s.id
-{where}
+{{where}}
 GROUP BY s.id ORDER BY s.id
 """
 
 
 def _session_info(row: tuple) -> SessionInfo:
-    *fields, frames, dropped, last_time, participants = row
-    fps = fields[5] or 1.0
-    duration = 0.0 if last_time is None else float(last_time) + 1.0 / fps
-    return SessionInfo(*fields, frames=frames, dropped=dropped, participants=participants, duration=duration)
+    columns = dict(zip(_SESSION_COLUMNS, row))
+    frames, dropped, last_time, participants = row[len(_SESSION_COLUMNS):]
+    duration = 0.0 if last_time is None else float(last_time) + 1.0 / (columns["fps"] or 1.0)
+    return SessionInfo(**columns, frames=frames, dropped=dropped, participants=participants, duration=duration)
+
+
+def sessions_table(title: str, sessions: list[SessionInfo]) -> Table:
+    """``fer-agent sessions``: one row per session."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("id", "started", "duration", "status", "participants", "frames"):
+        table.add_column(column, no_wrap=True, justify="left" if column in ("started", "status") else "right")
+    table.add_column("source", overflow="fold")
+    for info in sessions:
+        table.add_row(str(info.id), local_time(info.started_at), clock(info.duration), info.status,
+                      str(info.participants), f"{info.frames:,}", escape(info.source))
+    return table
 
 
 def list_sessions(conn: sqlite3.Connection) -> list[SessionInfo]:

@@ -18,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich import box
+from rich.table import Table
+
+from fer_agent.clock import local_time
 from fer_agent.errors import StoreError
 from fer_agent.store.database import APPLICATION_ID, connect_read_only
 from fer_agent.store.writer import MIGRATIONS, Store
@@ -43,6 +47,23 @@ class Salvage:
 
     sessions: list[SalvagedSession]
     damaged: dict[str, int]
+
+    def table(self, target: str | Path) -> Table:
+        """``fer-agent salvage``'s table: each session saved, with its frames, observations and incomplete frames."""
+        table = Table(title=f"saved to {target}", box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("session", "started", "status", "frames", "observations", "incomplete"):
+            table.add_column(column, justify="left" if column in ("started", "status") else "right", no_wrap=True)
+        for session in self.sessions:
+            table.add_row(str(session.id), local_time(session.started_at), session.status, f"{session.frames:,}",
+                          f"{session.observations:,}", f"{session.incomplete_frames:,}")
+        return table
+
+    def summary(self, target: str | Path) -> str:
+        """One line: how many sessions were saved, and the damaged stretches skipped per table."""
+        lost = {table: count for table, count in self.damaged.items() if count}
+        return (f"saved {len(self.sessions)} session{'s' if len(self.sessions) != 1 else ''} to {target}; "
+                + ("damaged stretches skipped: " + ", ".join(f"{table} {count}" for table, count in lost.items())
+                   if lost else "every row of the tables could be read"))
 
 
 def salvage(source: Path, target: Path, step: Callable[[str], None] | None = None) -> Salvage:
@@ -124,9 +145,10 @@ def _readable_rows(conn: sqlite3.Connection, table: str) -> tuple[list[str], lis
             if row == []:
                 break
             damaged += 1
-            after = _past_damage(read, after)
-            if after is None:
+            readable = _past_damage(read, after)
+            if readable is None:
                 break
+            after = readable
             continue
         if not chunk:
             break

@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any, TypeVar
 
 import filelock
 import platformdirs
@@ -28,6 +29,7 @@ from sqlite_utils import Database
 
 from fer_agent.errors import StoreError
 from fer_agent.labels import EMOTIONS
+from fer_agent.resource import Resource
 from fer_agent.store.database import (
     APPLICATION_ID,
     connect_read_only,
@@ -39,6 +41,7 @@ from fer_agent.store.database import (
 from fer_agent.types import Tracked
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATUSES = ("running", "finished", "interrupted", "failed")
 # The write-ahead log is checkpointed into the database every WAL_CHECKPOINT_PAGES pages (SQLite's default is 1,000
@@ -56,19 +59,19 @@ def default_database() -> Path:
 
 
 def _migration_1(db: Database) -> None:
-    db["sessions"].create({
+    db.table("sessions").create({
         "id": int, "started_at": str, "ended_at": str, "status": str, "source": str, "fps": float,
         "model_version": str, "model_accuracy": float, "detector": str, "pid": int, "message": str,
     }, pk="id", not_null={"started_at", "status", "source"})
-    db["frames"].create({
+    db.table("frames").create({
         "id": int, "session_id": int, "time": float, "captured_at": str, "source": str, "tiles": int, "faces": int,
         "dropped": int, "gallery": int, "ms_capture": float, "ms_layout": float, "ms_detect": float,
         "ms_classify": float, "ms_track": float, "ms_total": float,
     }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "time"})
-    db["participants"].create({
+    db.table("participants").create({
         "id": int, "session_id": int, "label": str, "name": str, "first_seen": float, "last_seen": float,
     }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "label"})
-    db["observations"].create({
+    db.table("observations").create({
         "id": int, "frame_id": int, "session_id": int, "participant_id": int, "time": float, "tile": int,
         "tile_x": int, "tile_y": int, "tile_w": int, "tile_h": int, "face": int,
         "x": int, "y": int, "w": int, "h": int, "score": float,
@@ -77,14 +80,14 @@ def _migration_1(db: Database) -> None:
     }, pk="id", foreign_keys=[
         ("frame_id", "frames", "id"), ("session_id", "sessions", "id"), ("participant_id", "participants", "id"),
     ], not_null={"frame_id", "session_id", "participant_id", "time", "face"})
-    db["events"].create({
+    db.table("events").create({
         "id": int, "session_id": int, "time": float, "kind": str, "detail": str,
     }, pk="id", foreign_keys=[("session_id", "sessions", "id")], not_null={"session_id", "time", "kind"})
-    db["frames"].create_index(["session_id", "time"])
-    db["observations"].create_index(["session_id", "time"])
-    db["observations"].create_index(["participant_id"])
-    db["participants"].create_index(["session_id"])
-    db["events"].create_index(["session_id"])
+    db.table("frames").create_index(["session_id", "time"])
+    db.table("observations").create_index(["session_id", "time"])
+    db.table("observations").create_index(["participant_id"])
+    db.table("participants").create_index(["session_id"])
+    db.table("events").create_index(["session_id"])
 
 
 def _migration_2(db: Database) -> None:
@@ -124,7 +127,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-class Store:
+class Store(Resource):
     """Open (and lock) a session database for writing. Use as a context manager, or call ``close()``."""
 
     def __init__(self, path: str | Path) -> None:
@@ -198,7 +201,7 @@ class Store:
                      session_id])
             log.warning("session %d was interrupted; its frames up to the interruption are kept", session_id)
 
-    def _write(self, what: str, action: Callable[[], object]):
+    def _write(self, what: str, action: Callable[[], T]) -> T:
         try:
             with self.db.atomic():
                 return action()
@@ -211,7 +214,7 @@ class Store:
             "started_at": _now(), "status": "running", "source": source, "fps": fps, "model_version": model_version,
             "model_accuracy": model_accuracy, "detector": detector, "pid": os.getpid(),
         }
-        return self._write("the session", lambda: self.db["sessions"].insert(row).last_pk)
+        return self._write("the session", lambda: _insert(self.db, "sessions", row))
 
     def write_frame(self, session_id: int, time: float, source: str, tracked: list[Tracked], dropped: int,
                     observed: bool, milliseconds: dict[str, float]) -> int:
@@ -221,17 +224,17 @@ class Store:
             raise ValueError(f"a frame that was not observed has no observations, got {len(tracked)}")
 
         def write() -> int:
-            frame_id = self.db["frames"].insert({
+            frame_id = _insert(self.db, "frames", {
                 "session_id": session_id, "time": time, "captured_at": _now(), "source": source,
                 "tiles": len(tracked), "faces": sum(t.observation.face is not None for t in tracked),
                 "dropped": dropped, "observed": int(observed),
                 **{f"ms_{stage}": round(value, 2) for stage, value in milliseconds.items()},
-            }).last_pk
+            })
             seen = [self._participant_id(session_id, item, time) for item in tracked]
             if seen:
                 self.db.execute(f"UPDATE participants SET last_seen = ? WHERE id IN ({', '.join('?' * len(seen))})",
                                 [time, *seen])
-            self.db["observations"].insert_all(
+            self.db.table("observations").insert_all(
                 _observation_row(frame_id, session_id, participant_id, time, item)
                 for participant_id, item in zip(seen, tracked))
             return frame_id
@@ -242,13 +245,13 @@ class Store:
         """The participant's row id, adding the row when they are first seen."""
         key = (session_id, item.participant.number)
         if key not in self._participants:
-            self._participants[key] = self.db["participants"].insert({
+            self._participants[key] = _insert(self.db, "participants", {
                 "session_id": session_id, "label": item.participant.label, "first_seen": time, "last_seen": time,
-            }).last_pk
+            })
         return self._participants[key]
 
     def event(self, session_id: int, time: float, kind: str, detail: str = "") -> None:
-        self._write("an event", lambda: self.db["events"].insert(
+        self._write("an event", lambda: self.db.table("events").insert(
             {"session_id": session_id, "time": time, "kind": kind, "detail": detail}))
 
     def finish_session(self, session_id: int, status: str, message: str | None = None) -> None:
@@ -259,7 +262,7 @@ class Store:
 
         def finish() -> None:
             last = self.db.execute(LAST_CAPTURE, [session_id]).fetchone()
-            self.db["sessions"].update(session_id, {"status": status, "ended_at": last[0] if last else _now(),
+            self.db.table("sessions").update(session_id, {"status": status, "ended_at": last[0] if last else _now(),
                                                     "message": message})
 
         self._write("the session's end", finish)
@@ -296,11 +299,13 @@ class Store:
         self.db.close()
         self._lock.release()
 
-    def __enter__(self) -> Store:
-        return self
 
-    def __exit__(self, *_exc) -> None:
-        self.close()
+def _insert(db: Database, table: str, row: dict[str, Any]) -> int:
+    """Insert one row; its id."""
+    row_id = db.table(table).insert(row).last_pk
+    if row_id is None:
+        raise StoreError(f"SQLite gave no id for the new {table} row")
+    return int(row_id)
 
 
 def _observation_row(frame_id: int, session_id: int, participant_id: int, time: float, item: Tracked) -> dict:
@@ -311,12 +316,12 @@ def _observation_row(frame_id: int, session_id: int, participant_id: int, time: 
         "tile": observation.tile.index, "tile_x": tx, "tile_y": ty, "tile_w": tw, "tile_h": th,
         "face": int(observation.face is not None), "smoothed": item.smoothed,
     }
-    if observation.face is not None:
-        x, y, w, h = observation.face.box
-        row.update({"x": x, "y": y, "w": w, "h": h, "score": round(observation.face.score, 4),
-                    **{emotion: float(p) for emotion, p in zip(EMOTIONS, observation.probabilities)},
-                    "emotion": observation.emotion, "yaw": round(observation.yaw, 1),
-                    "facing": int(observation.facing)})
+    face, probabilities, yaw = observation.face, observation.probabilities, observation.yaw
+    if face is not None and probabilities is not None and yaw is not None:
+        x, y, w, h = face.box
+        row.update({"x": x, "y": y, "w": w, "h": h, "score": round(face.score, 4),
+                    **{emotion: float(p) for emotion, p in zip(EMOTIONS, probabilities)},
+                    "emotion": observation.emotion, "yaw": round(yaw, 1), "facing": int(bool(observation.facing))})
     return row
 
 

@@ -78,8 +78,8 @@ class Tracker:
         holders = {key: self._holders[key] for key in keys if key is not None and key in self._holders}
         newcomers = [index for index, observation in enumerate(observations)
                      if observation.place is None or observation.place not in holders]
-        assigned = {index: holders[observations[index].place] for index in range(len(observations))
-                    if index not in newcomers}
+        assigned = {index: holders[place] for index, place in enumerate(keys)
+                    if index not in newcomers and place is not None}
         absent = [participant for participant in self.participants if participant not in holders.values()]
         pairs = []
         if absent and newcomers:
@@ -100,13 +100,13 @@ class Tracker:
         tracked = []
         self._holders = {}
         for index, observation in enumerate(observations):
-            participant = assigned.get(index)
-            if participant is None:
+            if index in assigned:
+                participant = assigned[index]
+                participant.remember(observation.signature)
+            else:
                 participant = Participant(len(self.participants) + 1, time, time, observation.tile.box,
                                           [observation.signature])
                 self.participants.append(participant)
-            else:
-                participant.remember(observation.signature)
             participant.last_seen = time
             participant.box = observation.tile.box
             if observation.place is not None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fer_agent.labels import EMOTIONS
+from fer_agent.resource import Resource
 from fer_agent.types import Face, Frame, FrameAnalysis, Observation
 from fer_agent.vision.classifier import EmotionClassifier
 from fer_agent.vision.crop import crop_face
@@ -45,7 +46,7 @@ def head_yaw(face: Face) -> float:
     return math.degrees(math.atan2(offset, NOSE_DEPTH * distance))
 
 
-class Analyzer:
+class Analyzer(Resource):
     """Every model loaded once; ``analyze(frame)`` per frame of a session, ``find(image)`` for one picture.
     ``live=True`` for a live screen or camera: periodic discoveries run beside the frames
     (``fer_agent.vision.watch``)."""
@@ -63,8 +64,9 @@ class Analyzer:
         watch = self.watcher.update(image, frame.time)
         started = time.perf_counter()
         places = watch.places if watch.observed else []
-        fresh = [place for place in places if place.face is not None and (place.fresh or place.probabilities is None)]
-        for place, probabilities in zip(fresh, self._classify(image, [place.face for place in fresh])):
+        fresh = [(place, place.face) for place in places
+                 if place.face is not None and (place.fresh or place.probabilities is None)]
+        for (place, _face), probabilities in zip(fresh, self._classify(image, [face for _place, face in fresh])):
             place.probabilities = probabilities
         observations = []
         for index, place in enumerate(places):
@@ -97,9 +99,3 @@ class Analyzer:
     def close(self) -> None:
         self.watcher.close()
         self.detector.close()
-
-    def __enter__(self) -> Analyzer:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()

@@ -1,5 +1,5 @@
 """``fer-agent check``: what the agent sees on one capture, so that an instructor can confirm before class that it
-works and choose ``--source`` / ``--region``; and the annotated picture of it, on request."""
+works and choose ``--source`` / ``--region``: the summary as printed, and the annotated picture, on request."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
 
-from fer_agent.types import Observation
+from fer_agent.types import Face, Frame, Observation
 from fer_agent.vision.finder import reading_rows
 
 # Faces smaller than this (pixels wide) are found, but their expressions are read from very few pixels.
@@ -17,10 +20,12 @@ SMALL_FACE = 32
 
 @dataclass(frozen=True)
 class Sight:
-    """One capture's summary: the faces in reading order (P1, P2, ... as a session would number them), the rows they
-    sit in, and advice when something looks wrong."""
+    """One capture's summary: the faces in reading order (P1, P2, ... as a session would number them) with the
+    classifier's view of each, the rows they sit in, and advice when something looks wrong."""
 
-    faces: list[Observation]
+    frame: Frame
+    observations: list[Observation]
+    faces: list[Face]
     rows: list[int]
     advice: list[str]
 
@@ -32,26 +37,56 @@ class Sight:
             return f"one row of {self.rows[0]}"
         return f"{len(self.rows)} rows of " + ", ".join(str(count) for count in self.rows) + " faces"
 
+    def __rich__(self) -> Group:
+        """What ``fer-agent check`` prints: the picture, the faces found (positions and sizes in the picture's own
+        pixels), the participants a session would start with, and the advice."""
+        height, width = self.frame.image.shape[:2]
+        size = f"{width}x{height} pixels"
+        if self.frame.scale > 1:
+            size = (f"{round(width * self.frame.scale)}x{round(height * self.frame.scale)} pixels (scaled down to "
+                    f"{width}x{height} for analysis)")
+        parts: list[RenderableType] = [
+            f"[bold]{escape(self.frame.name)}[/]: {size}, {len(self.faces)} faces found ({self.layout})"]
+        if self.frame.scale > 1:
+            parts.append(f"[yellow]note:[/] the picture has more pixels than 8K (7680x4320): it was scaled down "
+                         f"{self.frame.scale:.1f} times for analysis; positions and sizes are in the picture's own "
+                         "pixels")
+        if self.faces:
+            table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing", box=None)
+            for number, (observation, face) in enumerate(zip(self.observations, self.faces), start=1):
+                x, y, w, h = self.frame.original_box(face.box)
+                table.add_row(f"P{number}", f"{x}, {y}", f"{w}x{h}", observation.emotion,
+                              "yes" if observation.facing else "turned away")
+            parts += [table, f"A session here starts with these {len(self.faces)} participants (P1-P{len(self.faces)}),"
+                             " numbered in reading order; each keeps its number while the gallery changes."]
+        parts += [f"[yellow]note:[/] {line}" for line in self.advice]
+        return Group(*parts)
 
-def describe(observations: list[Observation]) -> Sight:
-    rows = [len(row) for row in reading_rows(observations, lambda o: o.face.box)]
+
+def describe(frame: Frame, observations: list[Observation]) -> Sight:
+    """The sight of ``frame``, whose ``observations`` (the analyzer's, in reading order) all have a face."""
+    faces = [observation.face for observation in observations if observation.face is not None]
+    if len(faces) != len(observations):
+        raise ValueError(f"describe: expected observations with faces, got {len(observations) - len(faces)} without")
+    rows = [len(row) for row in reading_rows(faces, lambda face: face.box)]
     advice = []
-    if not observations:
+    if not faces:
         advice.append("no face found: is the call's gallery on this screen, and not covered? Choose another monitor "
                       "(--source screen:N) or the call's window (--region X,Y,W,H)")
-    small = [o for o in observations if o.face.box[2] < SMALL_FACE]
+    small = [face for face in faces if face.box[2] < SMALL_FACE]
     if small:
         advice.append(f"{len(small)} faces are under {SMALL_FACE} px wide: a larger call window, or fewer tiles per "
                       "page, gives the expression model more to read")
-    return Sight(observations, rows, advice)
+    return Sight(frame, observations, faces, rows, advice)
 
 
-def annotate(image: np.ndarray, observations: list[Observation]) -> np.ndarray:
-    """A BGR copy of the RGB ``image`` with every face boxed and labelled P1, P2, ... (as in ``describe``)."""
+def annotate(sight: Sight) -> np.ndarray:
+    """A BGR copy of the sight's picture (as analysed) with every face boxed and labelled P1, P2, ...."""
+    image = sight.frame.image
     picture = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     thickness = max(2, round(max(image.shape[:2]) / 800))
-    for number, observation in enumerate(observations, start=1):
-        x, y, w, h = observation.face.box
+    for number, (observation, face) in enumerate(zip(sight.observations, sight.faces), start=1):
+        x, y, w, h = face.box
         cv2.rectangle(picture, (x, y), (x + w, y + h), (0, 220, 0), thickness)
         label = f"P{number} {observation.emotion}"
         scale = max(0.4, w / 160)

