@@ -304,6 +304,13 @@ def _source_options(command, fps_help: str = "Frames per second: captures per se
     return command
 
 
+def _window_option(command):
+    return click.option("--window", metavar="TEXT",
+                        help="Watch the window whose title contains TEXT (any case; e.g. zoom, Meet, Teams), wherever "
+                             "it is: followed as it moves and resizes; the time it is minimised or covered is not "
+                             "observed. `fer-agent windows` lists the windows.")(command)
+
+
 def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int,
               live: bool = False):
     from fer_agent.vision.analysis import Analyzer
@@ -336,7 +343,8 @@ def _load_session(database: str | None, session: int | None):
 @click.option("--source", default="screen", show_default=True,
               help="screen (primary monitor), screen:N (monitor N), a video file (mp4, mkv, avi, ...), an image, a "
                    "folder of screenshots, or webcam:N.")
-@click.option("--region", metavar="X,Y,W,H", help="Watch only this part of the monitor (the call's window), in pixels.")
+@click.option("--region", metavar="X,Y,W,H", help="Watch only this part of the monitor, in pixels.")
+@_window_option
 @click.option("--duration", callback=_parse_duration, metavar="TIME",
               help="Stop after this long: seconds, or 90m, 1.5h (video: of video time). Default: until Ctrl-C.")
 @_database_option
@@ -348,9 +356,9 @@ def _load_session(database: str | None, session: int | None):
 @click.option("--no-face-minutes", default=2.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Record a no_faces event after this many minutes without a face.")
 @_source_options
-def start(source: str, region: str | None, duration: float | None, database: str | None, quiet: bool, plain: bool,
-          no_face_minutes: float, fps: float, detector_model: str | None, discovery_model: str | None,
-          model_path: str, threads: int) -> None:
+def start(source: str, region: str | None, window: str | None, duration: float | None, database: str | None,
+          quiet: bool, plain: bool, no_face_minutes: float, fps: float, detector_model: str | None,
+          discovery_model: str | None, model_path: str, threads: int) -> None:
     """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
 
     Stops on Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or --duration, closes the session, and says where the
@@ -365,7 +373,7 @@ def start(source: str, region: str | None, duration: float | None, database: str
     from fer_agent.store.writer import Store
 
     path = _database_path(database)
-    frame_source = open_source(source, fps, region)
+    frame_source = open_source(source, fps, region, window)
     console = Console(stderr=True)
     drawn_on = None if quiet or plain or not console.is_terminal else console
 
@@ -466,22 +474,23 @@ def _skipped_line(skipped) -> str:
 @main.command()
 @click.option("--source", default="screen", show_default=True,
               help="What to capture, as for `start`: screen, screen:N, an image, a video (its first frame), webcam:N.")
-@click.option("--region", metavar="X,Y,W,H", help="Only this part of the monitor (the call's window), in pixels.")
+@click.option("--region", metavar="X,Y,W,H", help="Only this part of the monitor, in pixels.")
+@_window_option
 @click.option("--save", type=click.Path(dir_okay=False),
               help="Also write the capture with every face boxed and labelled (PNG or JPEG). It shows the "
                    "participants' faces: keep it private and delete it when done.")
 @_source_options
-def check(source: str, region: str | None, save: str | None, fps: float, detector_model: str | None,
+def check(source: str, region: str | None, window: str | None, save: str | None, fps: float, detector_model: str | None,
           discovery_model: str | None, model_path: str, threads: int) -> None:
-    """Before class: capture the screen (or region) once and say what the agent sees there: the faces found,
-    where, in what layout, and the participants a session would start with."""
+    """Before class: capture the screen (or region, or window) once and say what the agent sees there: the faces
+    found, where, in what layout, and the participants a session would start with."""
     import cv2
     from rich.console import Console
 
     from fer_agent.capture.sources import open_source
     from fer_agent.vision.check import annotate, describe
 
-    frame_source = open_source(source, fps, region)
+    frame_source = open_source(source, fps, region, window)
     try:
         frame = next(iter(frame_source.frames()), None)
     finally:
@@ -491,6 +500,8 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
             click.echo(f"warning: skipped {file.name}: {file.reason}", err=True)
     if frame is None:
         raise click.ClickException(f"{source}: nothing to capture")
+    if frame.hidden:
+        raise click.ClickException(f"{frame.hidden}: nothing of the call can be seen")
     with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
         sight = describe(frame, analyzer.find(frame.image))
     console = Console()
@@ -502,6 +513,20 @@ def check(source: str, region: str | None, save: str | None, fps: float, detecto
         height, width = frame.image.shape[:2]
         console.print(f"wrote {save}" + (f" ({width}x{height}, as analysed)" if frame.scale > 1 else "")
                       + ": it shows the participants' faces; keep it private and delete it when done")
+
+
+@main.command()
+def windows() -> None:
+    """List the windows on this display, with their places and sizes: the titles `--window TEXT` can choose from."""
+    from rich.console import Console
+
+    from fer_agent.capture.windows import list_windows, windows_table
+
+    found = list_windows()
+    if not found:
+        click.echo("no windows with a title on this display (is a window manager running?)")
+        return
+    Console().print(windows_table(found))
 
 
 @main.command()

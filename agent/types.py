@@ -23,7 +23,9 @@ class Frame:
     """One RGB uint8 [H, W, 3] frame; ``time`` in seconds from the start of the source (video time for videos);
     ``dropped``: frames skipped just before this one because the agent was busy; ``name``: where it came from;
     ``capture_ms``: how long reading it took (screen grab, decoding); ``scale``: the original picture's pixels per
-    pixel of ``image`` (above 1 when a picture larger than 8K was scaled down to :data:`MAX_PIXELS`)."""
+    pixel of ``image`` (above 1 when a picture larger than 8K was scaled down to :data:`MAX_PIXELS`); ``hidden``: why
+    the call could not be seen at this frame's time (its window minimised, covered, closed), when it could not: the
+    frame then holds no picture (one black pixel) and is not observed."""
 
     image: np.ndarray
     time: float
@@ -31,6 +33,7 @@ class Frame:
     dropped: int = 0
     capture_ms: float = 0.0
     scale: float = 1.0
+    hidden: str = ""
 
     def __post_init__(self) -> None:
         if self.image.dtype != np.uint8 or self.image.ndim != 3 or self.image.shape[2] != 3:

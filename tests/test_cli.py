@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import ROOT, SHIPPED_CARD, SHIPPED_MODEL
 
-COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "sessions", "report", "export", "purge",
-            "salvage"]
+COMMANDS = ["check", "train", "evaluate", "export-model", "start", "analyze", "windows", "sessions", "report", "export",
+            "purge", "salvage"]
 
 
 def fer_agent(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -111,13 +111,21 @@ class Paced:
         return missed
 
 
-def _paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray]) -> Iterator[Frame]:
-    """Frames of a live source: ``grab()`` at each tick of ``fps``, with the ticks missed before it counted."""
+def paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray],
+                 hidden: Callable[[], str] = lambda: "") -> Iterator[Frame]:
+    """Frames of a live source: ``grab()`` at each tick of ``fps``, with the ticks missed before it counted; when
+    ``hidden()`` gives a reason the picture cannot show the call (a window minimised), a frame that holds only that
+    reason instead."""
     pace = Paced(fps)
     start = time.monotonic()
     while True:
         missed = pace.wait()
         grab_started = time.perf_counter()
+        reason = hidden()
+        if reason:
+            yield Frame(np.zeros((1, 1, 3), np.uint8), time.monotonic() - start, name, missed, _since(grab_started),
+                        hidden=reason)
+            continue
         image, scale = bounded(grab())
         yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started), scale)
 
@@ -143,6 +151,8 @@ class ScreenSource(Source):
         if not 1 <= monitor < len(monitors):
             self._mss.close()
             raise CaptureError(f"screen:{monitor}: no such monitor; this display has monitors 1 to {len(monitors) - 1}")
+        # All the monitors together: what a window can be captured from.
+        self.desktop = {key: monitors[0][key] for key in ("left", "top", "width", "height")}
         area = monitors[monitor]
         if region is not None:
             x, y, w, h = region
@@ -155,9 +165,10 @@ class ScreenSource(Source):
         self.name = f"screen:{monitor}" + (f" region {','.join(str(v) for v in region)}" if region else "")
         self.fps = fps
 
-    def grab(self) -> np.ndarray:
+    def grab(self, area: dict[str, int] | None = None) -> np.ndarray:
+        """The pixels of ``area`` ({left, top, width, height} on the virtual screen; default: the source's)."""
         try:
-            shot = self._mss.grab(self.area)
+            shot = self._mss.grab(area or self.area)
         # mss's X11 backend fails with a bare AssertionError when the display's connection is gone mid-read.
         except (self._error, AssertionError, OSError) as error:
             reason = str(error) or "the connection to the display was lost"
@@ -166,7 +177,7 @@ class ScreenSource(Source):
         return np.ascontiguousarray(np.asarray(shot)[:, :, 2::-1])
 
     def frames(self) -> Iterator[Frame]:
-        return _paced_frames(self.name, self.fps, self.grab)
+        return paced_frames(self.name, self.fps, self.grab)
 
     def close(self) -> None:
         try:
@@ -196,7 +207,7 @@ class WebcamSource(Source):
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     def frames(self) -> Iterator[Frame]:
-        return _paced_frames(self.name, self.fps, self.grab)
+        return paced_frames(self.name, self.fps, self.grab)
 
     def close(self) -> None:
         self._capture.release()
@@ -413,13 +424,21 @@ def _rgb(picture: Image.Image) -> np.ndarray:
     return array
 
 
-def open_source(spec: str, fps: float = 1.0, region: str | None = None):
+def open_source(spec: str, fps: float = 1.0, region: str | None = None, window: str | None = None) -> Source:
     """The source that ``--source`` names: ``screen``, ``screen:N``, ``webcam:N``, or a path to a video, an image or
-    a folder of images."""
+    a folder of images; on the screen, only a ``region`` of it, or the ``window`` whose title contains that text."""
     if fps <= 0:
         raise CaptureError(f"--fps {fps}: must be > 0")
     if region is not None and not spec.startswith("screen"):
         raise CaptureError("--region applies to --source screen only")
+    if window is not None:
+        if region is not None:
+            raise CaptureError("--window and --region: give one of them (--window follows the window wherever it is)")
+        if spec != "screen":
+            raise CaptureError("--window applies to the screen, on whichever monitor the window is: leave out --source")
+        from fer_agent.capture.windows import WindowSource
+
+        return WindowSource(window, fps)
     if spec == "screen" or spec.startswith("screen:"):
         monitor = _index(spec, default=1)
         return ScreenSource(monitor, parse_region(region) if region else None, fps)

@@ -61,7 +61,7 @@ class Analyzer(Resource):
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
-        watch = self.watcher.update(image, frame.time)
+        watch = self.watcher.hide(frame.hidden) if frame.hidden else self.watcher.update(image, frame.time)
         started = time.perf_counter()
         places = watch.places if watch.observed else []
         fresh = [(place, place.face) for place in places

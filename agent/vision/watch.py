@@ -173,6 +173,18 @@ class Watcher:
             "discover": (clock.perf_counter() - followed) * 1000 if discovered else 0.0,
         })
 
+    def hide(self, reason: str) -> Watch:
+        """A frame without the call's picture, for ``reason`` (its window minimised, covered, closed): the view is
+        lost (a ``view_lost`` event with the reason, when it was not lost already) and the places are given up; the
+        next picture is searched whole, and the view is back when faces are found in it."""
+        self._drop_pending()
+        event = ("view_lost", reason) if self.observed else None
+        self.observed = False
+        self.places = []
+        self._small = self._small_at_discovery = self._discovered_at = None
+        self._found_before = 0
+        return Watch([], False, event)
+
     def _follow(self, image: np.ndarray, time: float) -> list[Place]:
         """Follow each place's face; returns the places whose face was there the frame before and is not now."""
         changes = []
