@@ -22,6 +22,7 @@ import click
 from fer_agent import installed_version
 from fer_agent.errors import FerAgentError, unexpected_error
 from fer_agent.paths import default_emotion_model, model_card_for, model_test_accuracy
+from fer_agent.vision.detector_model import BLAZEFACE, CENTERFACE, TEXT_DETECTOR, TEXT_RECOGNIZER
 
 log = logging.getLogger("fer_agent")
 
@@ -291,16 +292,18 @@ def _source_options(command, fps_help: str = "Frames per second: captures per se
     # At least one frame in 10000 s (2.8 hours): the interval between frames must be a time the clock can sleep.
     command = click.option("--fps", default=1.0, show_default=True, type=FiniteFloat(min=0.0001),
                            help=fps_help)(command)
-    command = click.option("--detector-model", type=click.Path(dir_okay=False),
-                           help="BlazeFace face_detection_short_range.tflite to use instead of the cached or fetched "
-                                "one (also: FER_AGENT_DETECTOR_MODEL).")(command)
-    command = click.option("--discovery-model", type=click.Path(dir_okay=False),
-                           help="CenterFace centerface.onnx to use instead of the cached or fetched one (also: "
-                                "FER_AGENT_DISCOVERY_MODEL).")(command)
     command = click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
                            type=click.Path(dir_okay=False), help="Emotion model (ONNX).")(command)
     command = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
                            help="CPU threads for the emotion model.")(command)
+    command = click.option("--names", is_flag=True,
+                           help="Read each participant's name off their tile (the label the call app draws), and "
+                                "keep it with them. Off by default: see Privacy in the README.")(command)
+    for model in (BLAZEFACE, CENTERFACE, TEXT_DETECTOR, TEXT_RECOGNIZER):
+        command = click.option(model.option, type=click.Path(dir_okay=False),
+                               help=("With --names: the " if model.kind == "text" else "The ") + f"{model.kind} model "
+                                    f"{model.name} to use instead of the cached or fetched one (also: "
+                                    f"{model.environment_variable}).")(command)
     return command
 
 
@@ -312,12 +315,19 @@ def _window_option(command):
 
 
 def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int,
-              live: bool = False):
+              live: bool = False, names: bool = False, text_models: tuple[str | None, str | None] = (None, None)):
     from fer_agent.vision.analysis import Analyzer
-    from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
+    from fer_agent.vision.detector_model import (
+        resolve_detector_model,
+        resolve_discovery_model,
+        resolve_text_models,
+    )
+    from fer_agent.vision.names import NameReader
+    from fer_agent.vision.ocr import TextReader
 
+    reader = NameReader(TextReader(*resolve_text_models(*text_models), threads)) if names else None
     return Analyzer(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
-                    Path(model_path), threads, live)
+                    Path(model_path), threads, live, reader)
 
 
 def _database_option(command):
@@ -358,7 +368,8 @@ def _load_session(database: str | None, session: int | None):
 @_source_options
 def start(source: str, region: str | None, window: str | None, duration: float | None, database: str | None,
           quiet: bool, plain: bool, no_face_minutes: float, fps: float, detector_model: str | None,
-          discovery_model: str | None, model_path: str, threads: int) -> None:
+          discovery_model: str | None, model_path: str, threads: int, names: bool, text_detector_model: str | None,
+          text_recognizer_model: str | None) -> None:
     """Watch the class: capture the gallery, classify every face, log to SQLite, show a live summary.
 
     Stops on Ctrl-C, SIGTERM, SIGHUP (the terminal closed) or --duration, closes the session, and says where the
@@ -384,7 +395,8 @@ def start(source: str, region: str | None, window: str | None, duration: float |
     previous = {number: signal.signal(number, lambda signum, _frame: requests.request(reasons[signal.Signals(signum)]))
                 for number in reasons}
     try:
-        with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live) as analyzer, \
+        with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live, names,
+                       (text_detector_model, text_recognizer_model)) as analyzer, \
                 Store(path) as store:
             summary = run_session(
                 frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
@@ -415,7 +427,8 @@ def start(source: str, region: str | None, window: str | None, duration: float |
 @functools.partial(_source_options, fps_help="Samples per second of a video's time (screenshots: each is one "
                                                "picture).")
 def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, discovery_model: str | None,
-            model_path: str, threads: int) -> None:
+            model_path: str, threads: int, names: bool, text_detector_model: str | None,
+            text_recognizer_model: str | None) -> None:
     """Find and classify the faces in a screenshot, a folder of screenshots, or a video (sampled at --fps).
 
     Each picture is analysed on its own, the whole screen searched. Nothing is stored. Boxes are [x, y, w, h] in the
@@ -428,7 +441,7 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
     from fer_agent.capture.sources import open_source
 
     frame_source = open_source(path, fps)
-    table = Table("source", "faces", "expressions")
+    table = Table("source", "faces", "expressions", *(["names"] if names else []))
     skipped = []
 
     def warn_skipped() -> None:
@@ -438,7 +451,8 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
 
     finished = False
     try:
-        with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
+        with _analyzer(detector_model, discovery_model, model_path, threads, names=names,
+                       text_models=(text_detector_model, text_recognizer_model)) as analyzer:
             frames = iter(frame_source.frames())
             while True:
                 try:
@@ -450,11 +464,12 @@ def analyze(path: str, as_json: bool, fps: float, detector_model: str | None, di
                 faces = analyzer.find(frame.image)
                 if as_json:
                     click.echo(json.dumps({"source": frame.name,
-                                           "faces": [observation.to_dict(frame) for observation in faces]}))
+                                           "faces": [observation.to_dict(frame, names) for observation in faces]}))
                 else:
                     counts = Counter(observation.emotion for observation in faces)
                     table.add_row(frame.name, str(len(faces)),
-                                  ", ".join(f"{n} {label}" for label, n in sorted(counts.items())))
+                                  ", ".join(f"{n} {label}" for label, n in sorted(counts.items())),
+                                  *([", ".join(o.name or "-" for o in faces)] if names else []))
         finished = True
     finally:
         frame_source.close()
@@ -480,8 +495,9 @@ def _skipped_line(skipped) -> str:
               help="Also write the capture with every face boxed and labelled (PNG or JPEG). It shows the "
                    "participants' faces: keep it private and delete it when done.")
 @_source_options
-def check(source: str, region: str | None, window: str | None, save: str | None, fps: float, detector_model: str | None,
-          discovery_model: str | None, model_path: str, threads: int) -> None:
+def check(source: str, region: str | None, window: str | None, save: str | None, fps: float,
+          detector_model: str | None, discovery_model: str | None, model_path: str, threads: int, names: bool,
+          text_detector_model: str | None, text_recognizer_model: str | None) -> None:
     """Before class: capture the screen (or region, or window) once and say what the agent sees there: the faces
     found, where, in what layout, and the participants a session would start with."""
     import cv2
@@ -502,8 +518,9 @@ def check(source: str, region: str | None, window: str | None, save: str | None,
         raise click.ClickException(f"{source}: nothing to capture")
     if frame.hidden:
         raise click.ClickException(f"{frame.hidden}: nothing of the call can be seen")
-    with _analyzer(detector_model, discovery_model, model_path, threads) as analyzer:
-        sight = describe(frame, analyzer.find(frame.image))
+    with _analyzer(detector_model, discovery_model, model_path, threads, names=names,
+                   text_models=(text_detector_model, text_recognizer_model)) as analyzer:
+        sight = describe(frame, analyzer.find(frame.image), names)
     console = Console()
     console.print(sight)
     if save:
@@ -553,8 +570,11 @@ def sessions(database: str | None) -> None:
 @click.option("--interval", type=FiniteFloat(min=1), metavar="SECONDS",
               help="Seconds per point of the charts. Default: from the session's length: 2 s under a minute, 5 s under "
                    "2 minutes, 10 s under 5, 30 s up to 30 minutes, 60 s beyond (at least two frames).")
+@click.option("--pseudonymous", is_flag=True,
+              help="Participants as P1, P2, ... only, even when the session recorded their names (--names).")
 @_database_option
-def report(session: int | None, output: str | None, interval: float | None, database: str | None) -> None:
+def report(session: int | None, output: str | None, interval: float | None, pseudonymous: bool,
+           database: str | None) -> None:
     """Write the post-class report of SESSION (default: the latest) as one self-contained HTML file.
 
     The file opens offline in any browser and prints well: mood and attention over the lecture, the engagement
@@ -570,7 +590,8 @@ def report(session: int | None, output: str | None, interval: float | None, data
                   transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("reading the session")
         data = _load_session(database, session)
-        built = render_report(data, interval, step=lambda what: progress.update(task, description=what))
+        built = render_report(data, interval, step=lambda what: progress.update(task, description=what),
+                              pseudonymous=pseudonymous)
         path = Path(output) if output else Path(f"fer-agent-session-{data.info.id}.html")
         size = write_report(built, path)
     click.echo(f"report of session {data.info.id}: {path} ({size / 1e6:.2f} MB, {built.summary})")

@@ -114,7 +114,8 @@ FACING_LIMIT_DEGREES = 30.0
 class Observation:
     """One participant's place in one frame: the place (``tile``), its look (``signature``, for telling
     participants apart), the place's key while it is followed (``place``), and the face in it with the classifier's
-    view of it, or no face (turned away, camera off, left): then ``face``, ``probabilities`` and ``yaw`` are None."""
+    view of it, or no face (turned away, camera off, left): then ``face``, ``probabilities`` and ``yaw`` are None.
+    ``name``: the name read off the place's tile (``--names`` only; None where none was read)."""
 
     tile: Tile
     signature: np.ndarray
@@ -122,6 +123,7 @@ class Observation:
     probabilities: np.ndarray | None = None
     yaw: float | None = None
     place: int | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         if (self.face is None) != (self.probabilities is None) or (self.face is None) != (self.yaw is None):
@@ -137,14 +139,16 @@ class Observation:
     def facing(self) -> bool | None:
         return None if self.yaw is None else abs(self.yaw) <= FACING_LIMIT_DEGREES
 
-    def to_dict(self, frame: Frame) -> dict:
+    def to_dict(self, frame: Frame, with_name: bool = False) -> dict:
         """The face as JSON takes it (``fer-agent analyze --json``): its box [x, y, w, h] in the pixels of ``frame``'s
-        original picture, detector score, expression and its 7 scores."""
+        original picture, detector score, expression and its 7 scores; and its ``name`` (None where none was read)
+        when names were read."""
         if self.face is None or self.probabilities is None:
             raise ValueError("to_dict: expected an observation with a face, got one without")
         return {"box": frame.original_box(self.face.box), "score": round(self.face.score, 4),
                 "emotion": self.emotion,
-                "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, self.probabilities)}}
+                "scores": {label: round(float(p), 4) for label, p in zip(EMOTIONS, self.probabilities)},
+                **({"name": self.name} if with_name else {})}
 
 
 @dataclass(frozen=True)
@@ -166,13 +170,17 @@ class FrameAnalysis:
 
 
 class Identity(Protocol):
-    """Who a tracked observation is: the participant's number and pseudonymous label (P1, P2, ...)."""
+    """Who a tracked observation is: the participant's number, pseudonymous label (P1, P2, ...), and name when one
+    was read off their tile (``--names`` only)."""
 
     @property
     def number(self) -> int: ...
 
     @property
     def label(self) -> str: ...
+
+    @property
+    def name(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,9 @@ def _environment() -> jinja2.Environment:
 
 
 def render_report(data: SessionData, interval: float | None = None,
-                  step: Callable[[str], None] = lambda _what: None) -> Report:
-    """The report's HTML and its key moments; ``step`` is called with what comes next (for a progress display)."""
+                  step: Callable[[str], None] = lambda _what: None, pseudonymous: bool = False) -> Report:
+    """The report's HTML and its key moments; ``step`` is called with what comes next (for a progress display). The
+    participants' names are shown when the session recorded them (``--names``), unless ``pseudonymous``."""
     info = data.info
     interval = interval or default_interval(info.duration, info.fps)
     step("aggregating")
@@ -108,6 +109,7 @@ def render_report(data: SessionData, interval: float | None = None,
     html = _environment().get_template("report.html.j2").render(
         info=info, interval=interval, moments=moments, gaps=gaps, observed=observed_share(data, gaps),
         lost=sum(gap.duration for gap in gaps), rows=rows, figures=figures, has_faces=has_faces,
+        show_names=not pseudonymous and any(data.names),
         overall=overall, events=data.events[:MAX_EVENTS], event_count=len(data.events), baseline=BASELINE_INTERVALS,
         min_change=MIN_CHANGE, emotions=EMOTIONS, weights=EMOTION_WEIGHTS, negative=NEGATIVE,
         facing_weight=FACING_GAZE_WEIGHT, away_weight=AWAY_GAZE_WEIGHT, scale=ENGAGEMENT_SCALE,

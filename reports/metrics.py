@@ -184,6 +184,7 @@ class ParticipantSummary:
     mood: np.ndarray
     engagement: float
     trend: np.ndarray
+    name: str | None = None
 
 
 def participants(data: SessionData, interval: float) -> list[ParticipantSummary]:
@@ -217,7 +218,8 @@ def participants(data: SessionData, interval: float) -> list[ParticipantSummary]
             visible=face_count[index] / max(tiles[index], 1), facing=facing[index] / max(tiles[index], 1),
             dominant=EMOTIONS[top] if seen else None,
             dominant_share=label_counts[index, top] / face_count[index] if seen else 0.0,
-            mood=mood[index], engagement=float(mean_score[index]), trend=trend[index]))
+            mood=mood[index], engagement=float(mean_score[index]), trend=trend[index],
+            name=data.names[index] if index < len(data.names) else None))
     return summaries
 
 

@@ -1,4 +1,5 @@
-"""The real call screenshots of ``shared/datasets/galleries`` and their scoring rule, for the tests and the benchmarks.
+"""The real call screenshots of ``shared/datasets/galleries``, their scoring rule and the names on their tiles, for the
+tests and the benchmarks.
 
 The rule is the datasets' own (its README; its ``score.py`` applies it): for each required face in turn, the nearest
 detection not yet used is a hit when its centre lies within 0.5 x w of the face's centre; a remaining detection near
@@ -9,8 +10,10 @@ false face. *Duplicates*: detections beyond the first whose centres lie within t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +59,20 @@ def score(truth: dict, boxes: Sequence[Sequence[float]]) -> Score:
     duplicates = sum(max(sum(math.hypot(x - cx, y - cy) <= radius for x, y in centres) - 1, 0)
                      for cx, cy, radius in regions)
     return Score(len(truth["faces"]), found, false, duplicates, len(boxes))
+
+
+# For each required face of gt.json, the digest of the name on its tile as read by eye, or null (see ``digest``).
+NAMES_TRUTH = Path(__file__).with_name("names_truth.json")
+
+
+def digest(name: str) -> str:
+    """The names truth's hash of a name: SHA-256 of its letters and digits, casefolded, without accents (fixed here,
+    so that the truth stays valid whatever the product's own rules become). The truth keeps no name itself."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    key = unicodedata.normalize("NFC", "".join(char for char in decomposed if char.isalnum()))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def load_names() -> dict[str, list[dict]]:
+    """Per screenshot, its required faces in gt.json's order: ``{"face": [cx, cy, w], "name": digest or None}``."""
+    return json.loads(NAMES_TRUTH.read_text())

@@ -23,7 +23,7 @@ else:
 ROOT = Path(__file__).resolve().parents[1]
 AGENT = ROOT / "agent"
 STAGES = ("capture", "vision", "tracking", "store", "live")
-BASICS = ("types", "errors", "labels", "paths", "runtime", "checksum", "clock", "resource")
+BASICS = ("types", "errors", "labels", "paths", "runtime", "checksum", "clock", "resource", "naming")
 
 
 def imported(path: Path) -> set[str]:

@@ -116,3 +116,17 @@ def test_a_class_too_large_for_the_terminal_shows_who_needs_a_look_and_counts_th
     away = sorted(t.participant.number for t in tracked if t.observation.face is not None and not t.observation.facing)
     assert shown[:len(not_found)] == not_found and shown[len(not_found):len(not_found) + len(away)] == away[
         :len(shown) - len(not_found)]
+
+
+def test_with_names_a_participant_cell_shows_the_start_of_the_name() -> None:
+    """A participant whose name was read (--names) shows its first letters; one without shows the P-label."""
+    signature = np.zeros((6, 8, 3), np.float32)
+    face = Face((10, 10, 40, 40), 0.9, np.zeros((4, 2), np.float32))
+    happy = np.array([0, 0, 0, 0.8, 0, 0, 0.2], np.float32)
+    observations = [Observation(Tile(0, (0, 0, 100, 60)), signature, face, happy, 5.0, 1, "Margarethe Lindqvist"),
+                    Observation(Tile(1, (110, 0, 100, 60)), signature + 100, face, happy, 5.0, 2)]
+    frame = Frame(np.zeros((60, 220, 3), np.uint8), 5.0, "screen:1")
+    dashboard = Dashboard("screen:1", "/tmp/class.db", 1)
+    dashboard.update(FrameAnalysis(frame, observations, True), Tracker().update(observations, 5.0), {}, dropped=0)
+    text = rendered(dashboard, 100, 30)
+    assert "Margaret happy" in text and "P2 happy" in text and "Lindqvist" not in text

@@ -138,3 +138,23 @@ def test_a_page_flip_and_back_and_a_speaker_view(test_faces, detector_model_path
     # 5 or 6 of the 6: CenterFace misses some of these tightly cropped synthetic faces (see test_finder).
     assert seen[-1] >= 5 and seen[-2:] == [seen[-1]] * 2, seen
     session.analyzer.close()
+
+
+def test_a_name_decides_before_the_look() -> None:
+    """Two participants who look alike (the same virtual background) leave and come back in each other's places:
+    by their names they are who they were; a newcomer of another name is never given an absent participant's id."""
+    look = np.full((6, 8, 3), 80.0, np.float32)
+    face = Face((0, 0, 10, 10), 0.9, np.zeros((len(KEYPOINTS), 2), np.float32))
+    scores = np.full(7, 1 / 7, np.float32)
+
+    def seen(place: int, x: int, name: str | None) -> Observation:
+        return Observation(Tile(place, (x, 0, 100, 60)), look, face, scores, 0.0, place, name)
+
+    tracker = Tracker()
+    first = tracker.update([seen(1, 0, "Ana Lima"), seen(2, 200, "Bo Chen")], 0.0)
+    assert [t.participant.name for t in first] == ["Ana Lima", "Bo Chen"]
+    swapped = tracker.update([seen(3, 0, "BoChen"), seen(4, 200, "Ana Lima (Me)")], 1.0)
+    assert [t.participant.label for t in swapped] == ["P2", "P1"]
+    tracker.update([], 2.0)
+    stranger = tracker.update([seen(5, 0, "Cy Dorn")], 3.0)
+    assert stranger[0].participant.label == "P3"

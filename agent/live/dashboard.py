@@ -30,6 +30,8 @@ TREND_MINUTES = 10
 COLOURS = {"angry": "red", "disgust": "green", "fear": "magenta", "happy": "yellow", "sad": "blue",
            "surprise": "cyan", "neutral": "white"}
 CELL_WIDTH = 19
+# The part of a name a participant's cell shows (--names).
+NAME_WIDTH = 8
 # Sizes from which the detailed parts are drawn.
 DETAIL_WIDTH, DETAIL_HEIGHT = 100, 30
 
@@ -272,8 +274,10 @@ def _need(item: Tracked) -> int:
 
 
 def _cell(item: Tracked) -> Text:
+    """The participant's label (or the start of their name, with --names) and state, in a cell."""
     observation = item.observation
-    cell = Text(f"{item.participant.label:>4} ", no_wrap=True)
+    name = item.participant.name
+    cell = Text(f"{name[:NAME_WIDTH]:<{NAME_WIDTH}} " if name else f"{item.participant.label:>4} ", no_wrap=True)
     if observation.face is None:
         cell.append("not found", style="bold red")
     elif not observation.facing:

@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +60,9 @@ class SessionData:
     the call, so those frames have no observations) and its observations as arrays, one entry per participant's place
     per observed frame.
 
-    ``participant`` indexes ``labels``; ``probabilities`` is [N, 7] in EMOTIONS order, NaN where no face was seen;
-    ``facing`` is False where no face was seen.
+    ``participant`` indexes ``labels`` (and ``names``: each participant's name, read off their tile when the session
+    was recorded with ``--names``, else None); ``probabilities`` is [N, 7] in EMOTIONS order, NaN where no face was
+    seen; ``facing`` is False where no face was seen.
     """
 
     info: SessionInfo
@@ -74,6 +75,7 @@ class SessionData:
     facing: np.ndarray
     probabilities: np.ndarray
     events: list[Event]
+    names: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.frame_observed.shape != self.frame_times.shape or self.frame_observed.dtype != bool:
@@ -198,7 +200,7 @@ def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionDat
     observed = "observed" if version >= 2 else "1"
     frames = np.array(conn.execute(f"SELECT time, {observed} FROM frames WHERE session_id = ? ORDER BY time",
                                    [info.id]).fetchall(), dtype=np.float64).reshape(-1, 2)
-    participants = conn.execute("SELECT id, label FROM participants WHERE session_id = ? ORDER BY id",
+    participants = conn.execute("SELECT id, label, name FROM participants WHERE session_id = ? ORDER BY id",
                                 [info.id]).fetchall()
     rows = conn.execute(
         f"SELECT participant_id, time, face, COALESCE(facing, 0), {', '.join(EMOTIONS)} FROM observations "
@@ -208,6 +210,7 @@ def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionDat
         "SELECT time, kind, COALESCE(detail, '') FROM events WHERE session_id = ? ORDER BY time, id", [info.id])]
     return SessionData(
         info=info, frame_times=frames[:, 0], frame_observed=frames[:, 1] > 0,
-        labels=[label for _id, label in participants],
-        time=table[:, 1], participant=np.searchsorted([row_id for row_id, _label in participants], table[:, 0]),
-        face=table[:, 2] > 0, facing=table[:, 3] > 0, probabilities=table[:, 4:], events=events)
+        labels=[label for _id, label, _name in participants],
+        time=table[:, 1], participant=np.searchsorted([row_id for row_id, _label, _name in participants], table[:, 0]),
+        face=table[:, 2] > 0, facing=table[:, 3] > 0, probabilities=table[:, 4:], events=events,
+        names=[name or None for _id, _label, name in participants])

@@ -102,8 +102,14 @@ def _migration_2(db: Database) -> None:
     db.execute("ALTER TABLE frames RENAME COLUMN ms_detect TO ms_follow")
 
 
+def _migration_3(db: Database) -> None:
+    """Names read off the tiles (``--names``): the time it took, per frame. (A participant's name has its column in
+    ``participants`` since the first version; it stays empty without ``--names``.)"""
+    db.execute("ALTER TABLE frames ADD COLUMN ms_names REAL")
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit a released migration.
-MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2, _migration_3]
 
 
 def schema_version(db: Database) -> int:
@@ -179,6 +185,7 @@ class Store(Resource):
                 raise StoreError(f"{self.path}: {_explain(error, self.path)}") from None
             raise
         self._participants: dict[tuple[int, int], int] = {}
+        self._names: dict[tuple[int, int], str | None] = {}
 
     def _holder(self) -> str:
         """" (process N)": the writer's process, from its running session."""
@@ -242,12 +249,18 @@ class Store(Resource):
         return self._write("a frame", write)
 
     def _participant_id(self, session_id: int, item: Tracked, time: float) -> int:
-        """The participant's row id, adding the row when they are first seen."""
+        """The participant's row id, adding the row when they are first seen; their name is written when it is first
+        read, and again when it changes."""
         key = (session_id, item.participant.number)
+        name = item.participant.name
         if key not in self._participants:
             self._participants[key] = _insert(self.db, "participants", {
-                "session_id": session_id, "label": item.participant.label, "first_seen": time, "last_seen": time,
+                "session_id": session_id, "label": item.participant.label, "name": name, "first_seen": time,
+                "last_seen": time,
             })
+        elif name != self._names.get(key):
+            self.db.execute("UPDATE participants SET name = ? WHERE id = ?", [name, self._participants[key]])
+        self._names[key] = name
         return self._participants[key]
 
     def event(self, session_id: int, time: float, kind: str, detail: str = "") -> None:

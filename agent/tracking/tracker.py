@@ -9,6 +9,10 @@ place was matches them even when the look changed (a camera switched off and on 
 no one are new participants, numbered P1, P2, ... in order of first appearance. A participant holds at most one place
 at a time, so one face is always one participant, never two. Participants are never forgotten within a session:
 someone who leaves and comes back with the same room is the same participant.
+
+With names read off the tiles (``--names``), a name decides first: a new place whose name is an absent participant's
+(:func:`fer_agent.naming.same_name`) is that participant whatever the look (a new background, another page), and a
+new place is never given to an absent participant of another name.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_agent.labels import EMOTIONS
+from fer_agent.naming import same_name
 from fer_agent.types import Observation, Tracked
 
 # Mean absolute difference (grey levels, per signature cell and channel) under which two looks are the same person.
@@ -45,6 +50,7 @@ class Participant:
     looks: list[np.ndarray] = field(default_factory=list)
     mood: np.ndarray | None = None
     mood_time: float = 0.0
+    name: str | None = None
 
     @property
     def label(self) -> str:
@@ -85,7 +91,12 @@ class Tracker:
         if absent and newcomers:
             costs = self._look_distances([observations[index] for index in newcomers], absent)
             for row, index in enumerate(newcomers):
+                name = observations[index].name
                 for column, participant in enumerate(absent):
+                    if name and participant.name:
+                        if same_name(name, participant.name):
+                            pairs.append((-1.0, index, participant.number))
+                        continue
                     cost = costs[row, column]
                     if cost <= SAME_PLACE_LOOK and _same_place(participant.box, observations[index].tile.box):
                         cost = min(cost, SAME_PLACE_COST)
@@ -109,6 +120,8 @@ class Tracker:
                 self.participants.append(participant)
             participant.last_seen = time
             participant.box = observation.tile.box
+            if participant.name is None and observation.name:
+                participant.name = observation.name
             if observation.place is not None:
                 self._holders[observation.place] = participant
             tracked.append(Tracked(observation, participant, self._smooth(participant, observation, time)))

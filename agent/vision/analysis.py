@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from fer_agent.labels import EMOTIONS
+from fer_agent.naming import same_name
 from fer_agent.resource import Resource
 from fer_agent.types import Face, Frame, FrameAnalysis, Observation
 from fer_agent.vision.classifier import EmotionClassifier
@@ -23,11 +24,16 @@ from fer_agent.vision.crop import crop_face
 from fer_agent.vision.detector import FaceDetector
 from fer_agent.vision.discovery import FaceDiscovery
 from fer_agent.vision.finder import FaceFinder, look_of, place_tile
-from fer_agent.vision.watch import Watcher
+from fer_agent.vision.names import NameReader, label_look
+from fer_agent.vision.watch import Place, Watcher
 
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
 # about 35-40 mm in front of the eye plane, 60-65 mm between the pupils). A head turned by yaw θ moves the nose tip
 # sideways by NOSE_DEPTH * sin θ while the eyes close up to cos θ of their distance.
+# A place whose tile showed no name is read again after this long (its label may appear, or scroll into view).
+NAME_RETRY_SECONDS = 60.0
+# A name label whose look changed by this many grey levels (mean) is read again.
+LABEL_CHANGE = 12.0
 NOSE_DEPTH = 0.6
 
 
@@ -52,12 +58,13 @@ class Analyzer(Resource):
     (``fer_agent.vision.watch``)."""
 
     def __init__(self, detector_model: Path, discovery_model: Path, emotion_model: Path, threads: int = 1,
-                 live: bool = False) -> None:
+                 live: bool = False, names: NameReader | None = None) -> None:
         self.classifier = EmotionClassifier(emotion_model, threads)
         self.detector = FaceDetector(detector_model)
         self.discovery = FaceDiscovery(discovery_model, threads)
         self.finder = FaceFinder(self.detector, self.discovery)
         self.watcher = Watcher(self.finder, background=live)
+        self.names = names
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
@@ -68,25 +75,57 @@ class Analyzer(Resource):
                  if place.face is not None and (place.fresh or place.probabilities is None)]
         for (place, _face), probabilities in zip(fresh, self._classify(image, [face for _place, face in fresh])):
             place.probabilities = probabilities
+        classified = time.perf_counter()
+        self._read_names(image, places, frame.time)
         observations = []
         for index, place in enumerate(places):
             tile = place_tile(index, place.box, image.shape)
             if place.face is None:
-                observations.append(Observation(tile, place.look, place=place.key))
+                observations.append(Observation(tile, place.look, place=place.key, name=place.name))
             else:
                 observations.append(Observation(tile, place.look, place.face, place.probabilities,
-                                                head_yaw(place.face), place.key))
-        return FrameAnalysis(frame, observations, watch.observed, watch.event, watch.discovered, {
-            **watch.milliseconds, "classify": (time.perf_counter() - started) * 1000})
+                                                head_yaw(place.face), place.key, place.name))
+        milliseconds = {**watch.milliseconds, "classify": (classified - started) * 1000}
+        if self.names is not None:
+            milliseconds["names"] = (time.perf_counter() - classified) * 1000
+        return FrameAnalysis(frame, observations, watch.observed, watch.event, watch.discovered, milliseconds)
+
+    def _read_names(self, image: np.ndarray, places: list[Place], now: float) -> None:
+        """Names for the places (``--names``): a new place's at once; a place without a label again after
+        :data:`NAME_RETRY_SECONDS`; and a named place's again when its label's pixels changed (a reordered gallery
+        keeps faces where faces were, so a face that looks alike may now be someone else's: a place whose name
+        changed is renewed, and matched to whoever it is). Names are read only when labels change, not every
+        frame."""
+        if self.names is None:
+            return
+        wanting = [index for index, place in enumerate(places) if (
+            place.name is None and (place.name_tried is None or now - place.name_tried >= NAME_RETRY_SECONDS))
+            or (place.name_box is not None and place.name_look is not None and float(np.abs(
+                label_look(image, place.name_box) - place.name_look).mean()) > LABEL_CHANGE)]
+        if not wanting:
+            return
+        for index, found in self.names.read(image, [place.box for place in places], wanting).items():
+            place = places[index]
+            if found is not None and place.name and not same_name(found.text, place.name):
+                self.watcher.renew(place)
+            if found is not None:
+                place.name, place.name_box = found.text, found.box
+                place.name_look = label_look(image, found.box)
+            elif place.name_box is not None:
+                # The label is gone (a camera-off tile, or someone else without one): look for it again later.
+                place.name_look = label_look(image, place.name_box)
+            place.name_tried = now
 
     def find(self, image: np.ndarray) -> list[Observation]:
-        """Every face of one RGB picture, classified, in reading order; nothing is kept between calls."""
+        """Every face of one RGB picture, classified (and named, with ``names``), in reading order; nothing is kept
+        between calls."""
         faces = self.finder.find(image)
+        labels = self.names.read(image, [face.box for face in faces]) if self.names is not None and faces else {}
         observations = []
         for index, (face, probabilities) in enumerate(zip(faces, self._classify(image, faces))):
             look = look_of(image, face.box)
             observations.append(Observation(place_tile(index, face.box, image.shape), look, face, probabilities,
-                                            head_yaw(face)))
+                                            head_yaw(face), name=found.text if (found := labels.get(index)) else None))
         return observations
 
     def _classify(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:

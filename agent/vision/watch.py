@@ -74,6 +74,11 @@ class Place:
     fresh: bool = True
     still_frames: int = 0
     probabilities: np.ndarray | None = None
+    # The name read off its tile (--names), its label's box and look, and when a reading was last tried.
+    name: str | None = None
+    name_box: tuple[int, int, int, int] | None = None
+    name_look: np.ndarray | None = None
+    name_tried: float | None = None
 
     def square(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
         return square_around(self.box, shape)
@@ -172,6 +177,11 @@ class Watcher:
             "follow": (followed - started) * 1000,
             "discover": (clock.perf_counter() - followed) * 1000 if discovered else 0.0,
         })
+
+    def renew(self, place: Place) -> None:
+        """``place`` shows someone else now (its tile's name changed: the gallery reordered under a face that looks
+        alike): a new key, so that it is matched to whoever it is, as a new place would be."""
+        place.key = next(self._keys)
 
     def hide(self, reason: str) -> Watch:
         """A frame without the call's picture, for ``reason`` (its window minimised, covered, closed): the view is
