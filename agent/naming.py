@@ -11,25 +11,34 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Trailing badges that apps add to a name, and the ellipsis of a cut name.
-_BADGES = re.compile(r"[\s(\[]*(?:\(?(?:me|host|co-host|cohost|guest|you|presenter|organi[sz]er)\)?)$", re.IGNORECASE)
-_ELLIPSIS = re.compile(r"\s*(?:\.{2,}|…)+\s*$")
-# Names have at least two letters.
+# The badges apps put after a name, in parentheses; and the ellipsis of a name cut to fit its tile (after NFKC, which
+# makes "…" three full stops). A cut name keeps one "…" at its end, so that it is known for a start of a name.
+_BADGE = re.compile(r"\s*\((?:me|you|host|co-?host|guest|external|presenter|organi[sz]er)\)$", re.IGNORECASE)
+_ELLIPSIS = re.compile(r"\s*\.{2,}$")
+CUT = "…"
+# Names have at least two letters; a cut name is taken for the start of a longer one from this many letters and digits.
 MIN_LETTERS = 2
+MIN_CUT = 4
 
 
 def normalise(text: str) -> str:
-    """A label as a name: Unicode NFKC, symbols and emoji (and the icons an engine reads as stray marks at the
-    ends) taken off, the app's badges ("(Me)", "Host", ...) and a cut name's ellipsis taken off, spaces collapsed.
-    An empty string when no name is left."""
+    """A label as a name: Unicode NFKC, symbols and emoji (and the icons an engine reads as stray marks) taken off,
+    the app's badges in parentheses ("(Me)", "(Host)", "(Guest)", ...) taken off, a cut name's ellipsis made one
+    "…", spaces collapsed. An empty string when no name is left."""
     text = unicodedata.normalize("NFKC", text)
     text = "".join(char for char in text if unicodedata.category(char)[0] in "LNZ" or char in "()-.'&,_")
     text = " ".join(text.split())
+    cut = False
     previous = None
     while previous != text:
         previous = text
-        text = _ELLIPSIS.sub("", _BADGES.sub("", text)).strip(" -_,.&'")
-    return text if sum(char.isalpha() for char in text) >= MIN_LETTERS else ""
+        text = _BADGE.sub("", text)
+        if _ELLIPSIS.search(text):
+            text, cut = _ELLIPSIS.sub("", text), True
+        text = text.strip(" -_,&'")
+    if sum(char.isalpha() for char in text) < MIN_LETTERS:
+        return ""
+    return text + CUT if cut else text
 
 
 def name_key(text: str) -> str:
@@ -40,7 +49,10 @@ def name_key(text: str) -> str:
 
 
 def same_name(a: str, b: str) -> bool:
-    """Two readings of one name: the same key, or one a cut-off start of the other (an app shortens a long name
-    with an ellipsis to fit a small tile) of at least 4 letters."""
-    first, second = sorted((name_key(a), name_key(b)), key=len)
-    return bool(first) and (first == second or (len(first) >= 4 and second.startswith(first)))
+    """Two readings of one name: the same key, or one a name the app cut to fit a small tile (it ends with "…") whose
+    key of at least :data:`MIN_CUT` starts the other's."""
+    shorter, longer = sorted((normalise(a), normalise(b)), key=lambda name: len(name_key(name)))
+    first, second = name_key(shorter), name_key(longer)
+    if not first:
+        return False
+    return first == second or (shorter.endswith(CUT) and len(first) >= MIN_CUT and second.startswith(first))

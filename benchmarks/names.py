@@ -152,9 +152,9 @@ def main() -> None:
 
 
 def session_cost(galleries: Path, frames: int) -> None:
-    """The cost of names in a session (``Analyzer.analyze`` with names, as ``start --names`` runs it): each
-    screenshot with names shown for ``frames`` frames; the first frame reads every name, the others only labels that
-    changed."""
+    """The cost of names in a session (``Analyzer.analyze`` with names, as ``start --names`` runs it on a recording
+    or screenshots; on a live source the same reading runs on a thread of its own): each screenshot with names shown
+    for ``frames`` frames; the first frame reads every name, the others only compare the labels' pixels."""
     from fer_agent.paths import default_emotion_model
     from fer_agent.types import Frame
     from fer_agent.vision.analysis import Analyzer

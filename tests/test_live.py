@@ -119,7 +119,8 @@ def test_a_class_too_large_for_the_terminal_shows_who_needs_a_look_and_counts_th
 
 
 def test_with_names_a_participant_cell_shows_the_start_of_the_name() -> None:
-    """A participant whose name was read (--names) shows its first letters; one without shows the P-label."""
+    """A participant whose name was read (--names) shows their label and the start of the name, cut to leave the
+    state its room; one without shows the P-label."""
     signature = np.zeros((6, 8, 3), np.float32)
     face = Face((10, 10, 40, 40), 0.9, np.zeros((4, 2), np.float32))
     happy = np.array([0, 0, 0, 0.8, 0, 0, 0.2], np.float32)
@@ -129,4 +130,5 @@ def test_with_names_a_participant_cell_shows_the_start_of_the_name() -> None:
     dashboard = Dashboard("screen:1", "/tmp/class.db", 1)
     dashboard.update(FrameAnalysis(frame, observations, True), Tracker().update(observations, 5.0), {}, dropped=0)
     text = rendered(dashboard, 100, 30)
-    assert "Margaret happy" in text and "P2 happy" in text and "Lindqvist" not in text
+    assert "P1 Margaret… happy" in text and "P2 happy" in text and "Lindqvist" not in text
+    assert "participants, those who need a look first" in text

@@ -4,10 +4,12 @@ Windows are looked up through PyWinCtl (one library for X11, Windows and macOS);
 as for the screen. At each frame the window's current box is taken, so it is followed as it moves and resizes. A
 frame where the call cannot be seen says why in ``Frame.hidden`` (and holds no picture): the window is minimised,
 closed, off the screen, not shown (another workspace), or at least :data:`COVERED_SHARE` of it lies under other
-windows. The analysis records such a frame as not observed, with a ``view_lost`` event that gives the reason.
+windows. The analysis records such a frame as not observed, with a ``view_lost`` event that gives the reason. Neither
+the reasons nor the source's name hold a window's title, which may name a person (a one-to-one call, a chat): the
+source is named by the text given, a covering window by its application.
 
-A window whose title contains ``fer-agent`` is never taken: it is the terminal running the agent, whose title often
-shows the command line (and with it the text looked for).
+A window whose title contains ``fer-agent`` or ``fer_agent`` is never taken: it is the terminal running the agent,
+whose title often shows the command line (and with it the text looked for).
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ from fer_agent.types import Frame
 # At least this share of the window under other windows: the call is not seen (points of a SAMPLES x SAMPLES grid
 # over the window are asked which window is on top there).
 COVERED_SHARE = 0.5
-SAMPLES = 6
-# Never the agent's own terminal.
-OWN_TITLE = "fer-agent"
+SAMPLES = 4
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,15 @@ def windows_table(windows: list[WindowInfo]) -> Table:
     return table
 
 
+# Never the agent's own terminal (its title may show `fer-agent start ...` or `python -m fer_agent start ...`).
+OWN_TITLES = ("fer-agent", "fer_agent")
+
+
 def _matching(text: str) -> list[Any]:
     wanted = text.casefold()
     return [window for window in _pywinctl().getAllWindows()
-            if wanted in (window.title or "").casefold() and OWN_TITLE not in (window.title or "").casefold()]
+            if wanted in (window.title or "").casefold()
+            and not any(own in (window.title or "").casefold() for own in OWN_TITLES)]
 
 
 def find_window(text: str) -> Any:
@@ -119,27 +124,39 @@ class WindowSource(Source):
     def __init__(self, text: str, fps: float = 1.0) -> None:
         self.text = text
         self._window = find_window(text)
-        self.title = self._window.title
         self._screen = ScreenSource(fps=fps)
         self._area: dict[str, int] | None = None
-        self.name = f"window {self.title!r}"
+        # Named by the text given, not the window's title, which may name a person.
+        self.name = f"window {text!r}"
         self.fps = fps
 
     def hidden(self) -> str:
         """Why the call cannot be seen now ("" when it can), finding the window again when it was closed (a call app
-        may open a new one); where it can, its place is kept for :meth:`grab`."""
-        if not self._window.isAlive:
-            found = _matching(self.text)
-            if len(found) != 1:
-                return f"the call window {self.title!r} was closed"
-            self._window, self.title = found[0], found[0].title
-        if self._window.isMinimized:
-            return f"the call window {self.title!r} is minimised"
-        if not self._window.isVisible:
-            return f"the call window {self.title!r} is not shown (on another workspace?)"
-        self._area = self._on_screen()
+        may open a new one); where it can, its place is kept for :meth:`grab`. The reasons name no window by its
+        title (a title may name a person: a one-to-one call, a chat)."""
+        try:
+            if not self._window.isAlive:
+                found = _matching(self.text)
+                if len(found) != 1:
+                    return "the call window was closed"
+                self._window = found[0]
+            if self._window.isMinimized:
+                return "the call window is minimised"
+            if not self._window.isVisible:
+                return "the call window is not shown (on another workspace?)"
+            self._area = self._on_screen()
+        # A window destroyed between two questions (X11 answers BadWindow), or the display gone.
+        except Exception as error:
+            try:
+                alive = self._window.isAlive
+            except Exception:
+                raise CaptureError(f"{self.name}: the connection to the display was lost "
+                                   f"({error or type(error).__name__})") from None
+            if not alive:
+                return "the call window was closed"
+            raise
         if self._area is None:
-            return f"the call window {self.title!r} is off the screen"
+            return "the call window is off the screen"
         return self._covering(self._area)
 
     def grab(self) -> np.ndarray:
@@ -160,20 +177,28 @@ class WindowSource(Source):
         return {"left": left, "top": top, "width": right - left, "height": bottom - top}
 
     def _covering(self, area: dict[str, int]) -> str:
-        """Says which window covers the call when at least :data:`COVERED_SHARE` of it lies under others."""
+        """Says that the call is covered (and by which application's window) when at least :data:`COVERED_SHARE` of
+        the points of a grid over it lie under a window that is shown. A point whose top window is minimised or not
+        shown (the window system may still list it there), or that cannot be asked about (a window closing), is not
+        counted as covered."""
         handle = self._window.getHandle()
-        others: Counter[str] = Counter()
+        covering: Counter[str] = Counter()
         for row in range(SAMPLES):
             for column in range(SAMPLES):
                 x = area["left"] + int((column + 0.5) * area["width"] / SAMPLES)
                 y = area["top"] + int((row + 0.5) * area["height"] / SAMPLES)
-                top = _pywinctl().getTopWindowAt(x, y)
-                if top is not None and top.getHandle() != handle:
-                    others[top.title or "an untitled window"] += 1
-        covered = sum(others.values()) / SAMPLES ** 2
-        if covered < COVERED_SHARE:
+                try:
+                    top = _pywinctl().getTopWindowAt(x, y)
+                    if top is None or top.getHandle() == handle or top.isMinimized or not top.isVisible:
+                        continue
+                    covering[top.getAppName() or "another application"] += 1
+                # A window that closed while it was asked about.
+                except Exception:
+                    continue
+        share = sum(covering.values()) / SAMPLES ** 2
+        if share < COVERED_SHARE:
             return ""
-        return f"the call window {self.title!r} is covered by {others.most_common(1)[0][0]!r} ({covered:.0%} of it)"
+        return f"the call window is covered by another window ({covering.most_common(1)[0][0]}, {share:.0%} of it)"
 
     def frames(self) -> Iterator[Frame]:
         return paced_frames(self.name, self.fps, self.grab, self.hidden)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
@@ -30,8 +31,6 @@ TREND_MINUTES = 10
 COLOURS = {"angry": "red", "disgust": "green", "fear": "magenta", "happy": "yellow", "sad": "blue",
            "surprise": "cyan", "neutral": "white"}
 CELL_WIDTH = 19
-# The part of a name a participant's cell shows (--names).
-NAME_WIDTH = 8
 # Sizes from which the detailed parts are drawn.
 DETAIL_WIDTH, DETAIL_HEIGHT = 100, 30
 
@@ -138,7 +137,9 @@ class Dashboard:
         if height >= DETAIL_HEIGHT:
             lines += self._trend(width)
         lines += self._events(width, 3 if height >= DETAIL_HEIGHT else 1)
-        lines.append(Text("participants (pseudonymous), those who need a look first", style="bold"))
+        named = any(item.participant.name for item in self.tracked)
+        lines.append(Text(f"participants{'' if named else ' (pseudonymous)'}, those who need a look first",
+                          style="bold"))
         lines += self._participants(width, max(height - len(lines) - 1, 1))
         yield from lines[:max(height - 1, 1)]
 
@@ -274,15 +275,22 @@ def _need(item: Tracked) -> int:
 
 
 def _cell(item: Tracked) -> Text:
-    """The participant's label (or the start of their name, with --names) and state, in a cell."""
+    """The participant's label (with --names, their label and name, cut with an ellipsis to leave the state its
+    room) and state, in a cell."""
     observation = item.observation
-    name = item.participant.name
-    cell = Text(f"{name[:NAME_WIDTH]:<{NAME_WIDTH}} " if name else f"{item.participant.label:>4} ", no_wrap=True)
     if observation.face is None:
-        cell.append("not found", style="bold red")
+        state, style = "not found", "bold red"
     elif not observation.facing:
-        cell.append(f"{observation.emotion} away", style="yellow")
+        state, style = f"{observation.emotion} away", "yellow"
     else:
-        emotion = item.smoothed or observation.emotion or ""
-        cell.append(emotion, style="magenta" if emotion in NEGATIVE else COLOURS.get(emotion, ""))
+        state = item.smoothed or observation.emotion or ""
+        style = "magenta" if state in NEGATIVE else COLOURS.get(state, "")
+    name = item.participant.name
+    if name:
+        cell = Text(f"{item.participant.label} {name}", no_wrap=True)
+        cell.truncate(max(CELL_WIDTH - 2 - cell_len(state), len(item.participant.label)), overflow="ellipsis")
+        cell.append(" ")
+    else:
+        cell = Text(f"{item.participant.label:>4} ", no_wrap=True)
+    cell.append(state, style=style)
     return cell

@@ -120,7 +120,8 @@ class Tracker:
                 self.participants.append(participant)
             participant.last_seen = time
             participant.box = observation.tile.box
-            if participant.name is None and observation.name:
+            if observation.name:
+                # The latest reading: a label is read again only when it changed.
                 participant.name = observation.name
             if observation.place is not None:
                 self._holders[observation.place] = participant

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ from fer_agent.vision.detector import FaceDetector
 from fer_agent.vision.discovery import FaceDiscovery
 from fer_agent.vision.finder import FaceFinder, look_of, place_tile
 from fer_agent.vision.names import NameReader, label_look
+from fer_agent.vision.ocr import TextLine
 from fer_agent.vision.watch import Place, Watcher
 
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
@@ -65,6 +67,8 @@ class Analyzer(Resource):
         self.finder = FaceFinder(self.detector, self.discovery)
         self.watcher = Watcher(self.finder, background=live)
         self.names = names
+        self._names_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="names") if names and live else None
+        self._names_job: Future | None = None
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
@@ -95,26 +99,50 @@ class Analyzer(Resource):
         :data:`NAME_RETRY_SECONDS`; and a named place's again when its label's pixels changed (a reordered gallery
         keeps faces where faces were, so a face that looks alike may now be someone else's: a place whose name
         changed is renewed, and matched to whoever it is). Names are read only when labels change, not every
-        frame."""
+        frame. On a live source the reading runs beside the session, on a thread of its own (the first reading of a
+        large gallery takes seconds): its names join the places on the first frame after it ends."""
         if self.names is None:
             return
+        if self._names_job is not None:
+            if not self._names_job.done():
+                return
+            picture, keys, found = self._names_job.result()
+            self._names_job = None
+            by_key = {place.key: place for place in places}
+            for index, label in found.items():
+                if keys[index] in by_key:
+                    self._name(by_key[keys[index]], label, picture, now)
         wanting = [index for index, place in enumerate(places) if (
             place.name is None and (place.name_tried is None or now - place.name_tried >= NAME_RETRY_SECONDS))
             or (place.name_box is not None and place.name_look is not None and float(np.abs(
                 label_look(image, place.name_box) - place.name_look).mean()) > LABEL_CHANGE)]
         if not wanting:
             return
-        for index, found in self.names.read(image, [place.box for place in places], wanting).items():
-            place = places[index]
-            if found is not None and place.name and not same_name(found.text, place.name):
+        # The whole picture is read in any case: every place without a name takes part.
+        wanting = sorted(set(wanting) | {index for index, place in enumerate(places) if place.name is None})
+        boxes, keys = [place.box for place in places], [place.key for place in places]
+        for index in wanting:
+            places[index].name_tried = now
+        if self._names_pool is not None:
+            reader, picture = self.names, image.copy()
+            self._names_job = self._names_pool.submit(lambda: (picture, keys, reader.read(picture, boxes, wanting)))
+            return
+        for index, label in self.names.read(image, boxes, wanting).items():
+            self._name(places[index], label, image, now)
+
+    def _name(self, place: Place, label: TextLine | None, picture: np.ndarray, now: float) -> None:
+        """The label read for ``place`` on ``picture``: its name, and what the label looks like. A place whose name
+        changed, or whose label changed into one that cannot be read, may show someone else: it is renewed, without
+        a name, to be matched to whoever it is."""
+        if label is not None:
+            if place.name and not same_name(label.text, place.name):
                 self.watcher.renew(place)
-            if found is not None:
-                place.name, place.name_box = found.text, found.box
-                place.name_look = label_look(image, found.box)
-            elif place.name_box is not None:
-                # The label is gone (a camera-off tile, or someone else without one): look for it again later.
-                place.name_look = label_look(image, place.name_box)
-            place.name_tried = now
+            place.name, place.name_box = label.text, label.box
+            place.name_look = label_look(picture, label.box)
+        elif place.name is not None:
+            self.watcher.renew(place)
+            place.name = place.name_box = place.name_look = None
+        place.name_tried = now
 
     def find(self, image: np.ndarray) -> list[Observation]:
         """Every face of one RGB picture, classified (and named, with ``names``), in reading order; nothing is kept
@@ -137,4 +165,6 @@ class Analyzer(Resource):
 
     def close(self) -> None:
         self.watcher.close()
+        if self._names_pool is not None:
+            self._names_pool.shutdown()
         self.detector.close()

@@ -5,8 +5,10 @@ The two ONNX files are RapidOCR's (Apache-2.0), provisioned at run time from its
 which, installed beside the ``opencv-contrib-python`` that MediaPipe requires, leaves one ``cv2`` made of two
 packages' files. This module does what RapidOCR does with the two models for horizontal text (a name label):
 
-- detection (DB, differentiable binarisation): the picture, BGR, scaled so its sides are multiples of 32 (and its
-  longer side at most :data:`MAX_SIDE`), normalised to -1..1; the text probability map is thresholded at
+- the picture, BGR, enlarged (at most :data:`MAX_ENLARGE` times) towards :data:`READ_SIDE` pixels on its longer side
+  when it is smaller: a call's name labels are 10 to 15 pixels high, and the models read them better larger;
+- detection (DB, differentiable binarisation): the picture scaled so its sides are multiples of 32 (and its longer
+  side at most :data:`READ_SIDE`), normalised to -1..1; the text probability map is thresholded at
   :data:`TEXT_THRESHOLD`, dilated by 2x2, and each region whose mean probability reaches :data:`BOX_THRESHOLD`
   becomes a box, grown by the DB rule (its area x :data:`UNCLIP_RATIO` / its perimeter on each side);
 - recognition (CRNN with CTC): each box cut out, scaled to 48 pixels high, normalised to -1..1, padded to the
@@ -26,7 +28,8 @@ import numpy as np
 from fer_agent.errors import ModelError
 from fer_agent.runtime import quiet_session_options
 
-MAX_SIDE = 1536
+READ_SIDE = 2560
+MAX_ENLARGE = 2.0
 TEXT_THRESHOLD = 0.3
 BOX_THRESHOLD = 0.5
 UNCLIP_RATIO = 1.6
@@ -70,14 +73,19 @@ class TextReader:
     def lines(self, image: np.ndarray) -> list[TextLine]:
         """The horizontal text lines of an RGB picture, top to bottom, with their boxes in its pixels."""
         picture = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        factor = min(MAX_ENLARGE, max(1.0, READ_SIDE / max(picture.shape[:2])))
+        if factor > 1.0:
+            picture = cv2.resize(picture, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
         boxes = self.detect(picture)
         texts = self.recognise([picture[y:y + h, x:x + w] for x, y, w, h in boxes])
-        return [TextLine(box, text, score) for box, (text, score) in zip(boxes, texts) if text and score >= MIN_SCORE]
+        return [TextLine((int(x / factor), int(y / factor), max(int(w / factor), 1), max(int(h / factor), 1)), text,
+                         score)
+                for (x, y, w, h), (text, score) in zip(boxes, texts) if text and score >= MIN_SCORE]
 
     def detect(self, picture: np.ndarray) -> list[tuple[int, int, int, int]]:
         """Boxes (x, y, w, h) of the text lines of a BGR picture, top to bottom."""
         height, width = picture.shape[:2]
-        ratio = min(1.0, MAX_SIDE / max(height, width))
+        ratio = min(1.0, READ_SIDE / max(height, width))
         size = (max(32, round(width * ratio / 32) * 32), max(32, round(height * ratio / 32) * 32))
         scaled = cv2.resize(picture, size).astype(np.float32) / 127.5 - 1.0
         probability = self._detector.run(None, {self._detector.get_inputs()[0].name:
