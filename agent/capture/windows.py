@@ -178,10 +178,13 @@ class WindowSource(Source):
 
     def _covering(self, area: dict[str, int]) -> str:
         """Says that the call is covered (and by which application's window) when at least :data:`COVERED_SHARE` of
-        the points of a grid over it lie under a window that is shown. A point whose top window is minimised or not
-        shown (the window system may still list it there), or that cannot be asked about (a window closing), is not
-        counted as covered."""
+        the points of a grid over it lie under a window that is shown. Only when some shown window overlaps it are
+        the points asked about (the common case, nothing over the call, costs one look at the window list). A point
+        whose top window is minimised or not shown (the window system may still list it there), or that cannot be
+        asked about (a window closing), is not counted as covered."""
         handle = self._window.getHandle()
+        if not any(_overlaps(window, area) for window in _pywinctl().getAllWindows() if window.getHandle() != handle):
+            return ""
         covering: Counter[str] = Counter()
         for row in range(SAMPLES):
             for column in range(SAMPLES):
@@ -205,3 +208,17 @@ class WindowSource(Source):
 
     def close(self) -> None:
         self._screen.close()
+
+
+def _overlaps(window: Any, area: dict[str, int]) -> bool:
+    """Whether ``window`` is shown over part of ``area`` (above or below it: the stacking is asked point by point);
+    a window closing while it is asked about does not."""
+    try:
+        if window.isMinimized or not window.isVisible:
+            return False
+        x, y, w, h = _box(window)
+    # A window that closed while it was asked about.
+    except Exception:
+        return False
+    return (x < area["left"] + area["width"] and area["left"] < x + w and y < area["top"] + area["height"]
+            and area["top"] < y + h)
