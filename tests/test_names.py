@@ -91,7 +91,8 @@ def test_names_keep_identity_through_reorders_and_stay_only_in_the_database(
     """A session over the real gallery, reordered, then another page of the call (another real screenshot), then the
     first page back reordered again (its six people wear the same virtual background, so their looks are alike):
     with --names each person keeps one participant, named, and the report names them; without --names the database
-    file holds none of the names; --pseudonymous leaves them out of the report; purge takes them out of the file."""
+    file holds none of the names; --pseudonymous leaves them out of the report, and the export never has them; purge
+    takes them out of the file."""
     other = GALLERIES / "josehermosillaa_grupo.jpg"
     orders: list[list[int] | None] = [[0, 1, 2, 3, 4, 5], [4, 2, 0, 5, 3, 1], None, [1, 5, 3, 0, 2, 4]]
     frames = tmp_path / "call"
@@ -130,6 +131,9 @@ def test_names_keep_identity_through_reorders_and_stay_only_in_the_database(
     assert agent("report", "--db", str(named), "-o", str(hidden), "--pseudonymous", env=detector_env).returncode == 0
     assert all(name in report.read_text() for name in names.values())
     assert not any(name in hidden.read_text() for name in names.values())
+    exported = tmp_path / "named.json"
+    assert agent("export", "--db", str(named), "-o", str(exported), env=detector_env).returncode == 0
+    assert not any(name in exported.read_text() for name in names.values())
     assert agent("purge", "1", "--db", str(named), "--yes", env=detector_env).returncode == 0
     with sqlite3.connect(named) as conn:
         assert conn.execute("SELECT COUNT(*) FROM participants").fetchone() == (0,)
