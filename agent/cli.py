@@ -204,6 +204,43 @@ def export_model(checkpoint: str, output: str, model_version: str) -> None:
 
 
 @main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="FER-2013 folder or CSV file (FER+ votes attached when fer2013new.csv is beside it).")
+@click.option("--ferplus", type=click.Path(exists=True, dir_okay=False), help="FER+ votes file, if not beside.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="ONNX file to write, with its model card beside it (.json). To calibrate the shipped model in a "
+                   "checkout: -o models/emotion.onnx.")
+def calibrate(model: str, data: str, ferplus: str | None, output: str) -> None:
+    """Calibrate MODEL's probabilities: fit a temperature on PublicTest, fold it into the ONNX graph, and measure
+    the expected calibration error on PublicTest and PrivateTest before and after. The top label never changes."""
+    from fer_agent.training.calibration import fit_temperature, fold_temperature, reliability, with_temperature
+    from fer_agent.training.card import record_calibration
+    from fer_agent.training.data import load_dataset
+    from fer_agent.training.evaluate import predict_dataset
+    from fer_agent.vision.classifier import EmotionClassifier
+
+    dataset = load_dataset(data, ferplus=ferplus)
+    classifier = EmotionClassifier(model, threads=0)
+    splits = {}
+    for split in ("PublicTest", "PrivateTest"):
+        part = dataset.split(split)
+        truth = part.majority_labels() if part.votes is not None else part.labels
+        counted = truth >= 0
+        splits[split] = (predict_dataset(classifier, part)[counted], truth[counted])
+    temperature = fit_temperature(*splits["PublicTest"])
+    total = fold_temperature(model, output, temperature)
+    errors = {split: {"before": reliability(probabilities, truth).ece,
+                      "after": reliability(with_temperature(probabilities, temperature), truth).ece}
+              for split, (probabilities, truth) in splits.items()}
+    card = record_calibration(Path(model), Path(output), temperature, total, errors)
+    for split, ece in errors.items():
+        click.echo(f"{split}: expected calibration error {ece['before']:.2%} -> {ece['after']:.2%}")
+    click.echo(f"temperature {temperature:.4f} fitted on PublicTest (the model's, all told: {total:.4f}); wrote "
+               f"{output}" + (f" and {card}" if card else ""))
+
+
+@main.command()
 @click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
               type=click.Path(dir_okay=False), help="ONNX emotion model.")
 @click.option("--data", type=click.Path(exists=True),
@@ -218,6 +255,8 @@ def export_model(checkpoint: str, output: str, model_version: str) -> None:
               show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only the first N faces (or images).")
 @click.option("--confusion", type=click.Path(dir_okay=False), help="Save the confusion matrix as an image (PNG/SVG).")
+@click.option("--reliability", type=click.Path(dir_okay=False),
+              help="With --data: save the reliability diagram (accuracy against confidence) as an image (PNG/SVG).")
 @click.option("--card", type=click.Path(exists=True, dir_okay=False),
               help="Write the metrics into this model card under metrics.<split> (with --data).")
 @click.option("--detector-model", type=click.Path(dir_okay=False),
@@ -226,8 +265,8 @@ def export_model(checkpoint: str, output: str, model_version: str) -> None:
               help="With --images: the CenterFace model (also: FER_AGENT_DISCOVERY_MODEL), as for `start`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str | None, split: str,
-             limit: int | None, confusion: str | None, card: str | None, detector_model: str | None,
-             discovery_model: str | None, as_json: bool) -> None:
+             limit: int | None, confusion: str | None, reliability: str | None, card: str | None,
+             detector_model: str | None, discovery_model: str | None, as_json: bool) -> None:
     """Evaluate an emotion model on a FER-2013 split (FER+ majority-vote accuracy, FER-2013-label accuracy,
     macro-F1, per-class precision and recall, confusion matrix), or on any folder-per-class image set through the
     agent's full runtime path (--images), listing the images where no face was found."""
@@ -236,12 +275,17 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     from fer_agent.training.card import record_evaluation
     from fer_agent.training.data import load_dataset
     from fer_agent.training.evaluate import evaluate as score
-    from fer_agent.training.evaluate import evaluate_images, predict_dataset, save_confusion_matrix
+    from fer_agent.training.evaluate import (
+        evaluate_images,
+        predict_dataset,
+        save_confusion_matrix,
+        save_reliability_diagram,
+    )
     from fer_agent.vision.classifier import EmotionClassifier
 
     if images is not None and data is None:
-        if card or ferplus:
-            raise click.UsageError("--card and --ferplus apply to --data only")
+        if card or ferplus or reliability:
+            raise click.UsageError("--card, --ferplus and --reliability apply to --data only")
         with _analyzer(detector_model, discovery_model, model_path, threads=1) as analyzer:
             on_images = evaluate_images(analyzer, images, limit)
         if confusion:
@@ -260,6 +304,8 @@ def evaluate(model_path: str, data: str | None, images: str | None, ferplus: str
     result = score(predict_dataset(classifier, dataset), dataset, split)
     if confusion:
         save_confusion_matrix(result, confusion, f"{Path(model_path).name} on {split} ({result.reference})")
+    if reliability:
+        save_reliability_diagram(result, reliability, f"{Path(model_path).name} on {split}")
     if card:
         record_evaluation(card, result)
     if as_json:

@@ -17,6 +17,7 @@ from rich.text import Text
 from fer_agent.capture.sources import IMAGE_SUFFIXES, read_image
 from fer_agent.errors import CaptureError, DatasetError
 from fer_agent.labels import EMOTIONS
+from fer_agent.training.calibration import BINS, reliability
 from fer_agent.training.data import CLASS_SYNONYMS, FaceDataset
 from fer_agent.vision.classifier import EmotionClassifier
 
@@ -33,6 +34,8 @@ class Evaluation:
     precision: dict[str, float]
     recall: dict[str, float]
     confusion: list[list[int]]
+    ece: float
+    reliability: list[dict]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +47,9 @@ class Evaluation:
             lines.append(f"FER+ majority-vote accuracy: [bold]{self.ferplus_accuracy:.4f}[/] "
                          f"({self.reference_faces} of {self.faces} {self.split} faces have a majority)")
         lines += [f"FER-2013-label accuracy:     [bold]{self.fer2013_accuracy:.4f}[/] ({self.faces} faces)",
-                  f"macro-F1 ({self.reference}): {self.macro_f1:.4f}", per_class_table(self)]
+                  f"macro-F1 ({self.reference}): {self.macro_f1:.4f}",
+                  f"expected calibration error ({BINS} bins, against {self.reference}): {self.ece:.2%}",
+                  per_class_table(self)]
         return Group(*lines)
 
 
@@ -103,6 +108,7 @@ def evaluate(probabilities: np.ndarray, dataset: FaceDataset, split: str) -> Eva
     matrix = confusion_matrix(truth[counted], predicted[counted])
     precision, recall, f1 = per_class_scores(matrix)
     reference_accuracy = float(np.trace(matrix) / max(matrix.sum(), 1))
+    calibration = reliability(probabilities[counted], truth[counted])
     return Evaluation(
         split=split,
         faces=len(dataset),
@@ -114,7 +120,45 @@ def evaluate(probabilities: np.ndarray, dataset: FaceDataset, split: str) -> Eva
         precision={name: float(p) for name, p in zip(EMOTIONS, precision)},
         recall={name: float(r) for name, r in zip(EMOTIONS, recall)},
         confusion=matrix.tolist(),
+        ece=calibration.ece,
+        reliability=calibration.bins,
     )
+
+
+def _save(figure, path: str | Path) -> Path:
+    """Write a pyplot figure to ``path`` (its folder made when missing) and free it."""
+    from matplotlib import pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def save_reliability_diagram(evaluation: Evaluation, path: str | Path, title: str) -> Path:
+    """Draw the reliability diagram (accuracy against confidence per bin, with the faces per bin) and save it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    bins = [row for row in evaluation.reliability if row["faces"]]
+    figure, axes = plt.subplots(figsize=(5.5, 5), dpi=120)
+    width = 1.0 / len(evaluation.reliability)
+    axes.bar([row["lower"] for row in bins], [row["accuracy"] for row in bins], width=width, align="edge",
+             color="#1f77b4", edgecolor="white", label="accuracy")
+    axes.plot([0, 1], [0, 1], color="#888888", linestyle="--", label="perfect calibration")
+    axes.plot([row["lower"] + width / 2 for row in bins], [row["confidence"] for row in bins], "_", color="#d62728",
+              markersize=12, markeredgewidth=2, label="mean confidence in the bin")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("confidence of the top label")
+    axes.set_ylabel(f"accuracy ({evaluation.reference})")
+    axes.set_title(f"{title}\nECE {evaluation.ece:.2%} over {evaluation.reference_faces} faces")
+    axes.legend(loc="upper left", frameon=False)
+    figure.tight_layout()
+    return _save(figure, path)
 
 
 def save_confusion_matrix(evaluation: Evaluation | ImageEvaluation, path: str | Path, title: str) -> Path:
@@ -140,11 +184,7 @@ def save_confusion_matrix(evaluation: Evaluation | ImageEvaluation, path: str | 
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="share of the true class")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
 
 
 @dataclass
@@ -152,7 +192,8 @@ class ImageEvaluation:
     """An emotion model evaluated through the agent's full runtime path (face detector, crop, classifier) on a
     folder-per-class image set. ``accuracy`` counts the images where a face was found; ``end_to_end_accuracy``
     counts every image, an image without a face as wrong. ``no_face`` lists those images; ``skipped_folders`` the
-    class folders whose name is none of our labels (for example contempt)."""
+    class folders whose name is none of our labels (for example contempt); ``macro_f1`` is over ``classes``, the
+    classes the set has."""
 
     root: str
     images: int
@@ -165,6 +206,7 @@ class ImageEvaluation:
     confusion: list[list[int]]
     no_face: list[str]
     skipped_folders: list[str]
+    classes: list[str]
     reference: str = "folder names"
 
     def to_dict(self) -> dict:
@@ -175,7 +217,8 @@ class ImageEvaluation:
         lines: list[RenderableType] = [
             f"{self.images} images in {escape(self.root)}: a face found in {self.faces}",
             f"accuracy where a face was found: [bold]{self.accuracy:.4f}[/]; end to end (no face counts as wrong): "
-            f"{self.end_to_end_accuracy:.4f}; macro-F1 {self.macro_f1:.4f}", per_class_table(self)]
+            f"{self.end_to_end_accuracy:.4f}; macro-F1 over the {len(self.classes)} classes of the set "
+            f"{self.macro_f1:.4f}", per_class_table(self)]
         if self.skipped_folders:
             lines.append(f"skipped folders (not one of our labels): {escape(', '.join(self.skipped_folders))}")
         if self.no_face:
@@ -230,9 +273,12 @@ def evaluate_images(analyzer, root: str | Path, limit: int | None = None,
     matrix = confusion_matrix(np.array(truth, np.int64), np.array(predicted, np.int64))
     precision, recall, f1 = per_class_scores(matrix)
     correct = int(np.trace(matrix))
+    # The set's own classes: one it does not have (JAFFE has no contempt, some sets no disgust) is not a zero.
+    present = sorted({label for _path, label in items})
     return ImageEvaluation(
         root=str(root), images=len(items), faces=len(truth), accuracy=correct / max(len(truth), 1),
-        end_to_end_accuracy=correct / len(items), macro_f1=float(f1.mean()),
+        end_to_end_accuracy=correct / len(items), macro_f1=float(f1[present].mean()),
+        classes=[EMOTIONS[index] for index in present],
         precision={name: float(p) for name, p in zip(EMOTIONS, precision)},
         recall={name: float(r) for name, r in zip(EMOTIONS, recall)},
         confusion=matrix.tolist(), no_face=no_face, skipped_folders=skipped)
