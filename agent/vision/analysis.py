@@ -32,11 +32,11 @@ from fer_agent.vision.watch import Place, Watcher
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
 # about 35-40 mm in front of the eye plane, 60-65 mm between the pupils). A head turned by yaw θ moves the nose tip
 # sideways by NOSE_DEPTH * sin θ while the eyes close up to cos θ of their distance.
+NOSE_DEPTH = 0.6
 # A place whose tile showed no name is read again after this long (its label may appear, or scroll into view).
 NAME_RETRY_SECONDS = 60.0
 # A name label whose look changed by this many grey levels (mean) is read again.
 LABEL_CHANGE = 12.0
-NOSE_DEPTH = 0.6
 
 
 def head_yaw(face: Face) -> float:
@@ -111,15 +111,17 @@ class Analyzer(Resource):
             by_key = {place.key: place for place in places}
             for index, label in found.items():
                 if keys[index] in by_key:
-                    self._name(by_key[keys[index]], label, picture, now)
-        wanting = [index for index, place in enumerate(places) if (
-            place.name is None and (place.name_tried is None or now - place.name_tried >= NAME_RETRY_SECONDS))
-            or (place.name_box is not None and place.name_look is not None and float(np.abs(
-                label_look(image, place.name_box) - place.name_look).mean()) > LABEL_CHANGE)]
-        if not wanting:
+                    self._name(by_key[keys[index]], label, picture)
+        unnamed = [index for index, place in enumerate(places) if place.name is None]
+        changed = [index for index, place in enumerate(places) if place.name_box is not None
+                   and place.name_look is not None
+                   and float(np.abs(label_look(image, place.name_box) - place.name_look).mean()) > LABEL_CHANGE]
+        due = any(place.name_tried is None or now - place.name_tried >= NAME_RETRY_SECONDS
+                  for place in places if place.name is None)
+        if not changed and not due:
             return
         # The whole picture is read in any case: every place without a name takes part.
-        wanting = sorted(set(wanting) | {index for index, place in enumerate(places) if place.name is None})
+        wanting = sorted(set(changed) | set(unnamed))
         boxes, keys = [place.box for place in places], [place.key for place in places]
         for index in wanting:
             places[index].name_tried = now
@@ -128,9 +130,9 @@ class Analyzer(Resource):
             self._names_job = self._names_pool.submit(lambda: (picture, keys, reader.read(picture, boxes, wanting)))
             return
         for index, label in self.names.read(image, boxes, wanting).items():
-            self._name(places[index], label, image, now)
+            self._name(places[index], label, image)
 
-    def _name(self, place: Place, label: TextLine | None, picture: np.ndarray, now: float) -> None:
+    def _name(self, place: Place, label: TextLine | None, picture: np.ndarray) -> None:
         """The label read for ``place`` on ``picture``: its name, and what the label looks like. A place whose name
         changed, or whose label changed into one that cannot be read, may show someone else: it is renewed, without
         a name, to be matched to whoever it is."""
@@ -142,7 +144,6 @@ class Analyzer(Resource):
         elif place.name is not None:
             self.watcher.renew(place)
             place.name = place.name_box = place.name_look = None
-        place.name_tried = now
 
     def find(self, image: np.ndarray) -> list[Observation]:
         """Every face of one RGB picture, classified (and named, with ``names``), in reading order; nothing is kept
