@@ -152,6 +152,14 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
 @click.option("--label-smoothing", default=_trained("label_smoothing"), show_default=True, type=FiniteFloat(0, 1))
 @click.option("--class-weighting", type=click.Choice(["none", "sqrt", "inverse"]), default=_trained("class_weighting"),
               show_default=True, help="Weight the loss by inverse (or inverse square root) class frequency.")
+@click.option("--augment", type=click.Choice(["standard", "webcam"]), default=_trained("augment"), show_default=True,
+              help="standard: flip, rotate, scale, shift, erase. webcam: also head turns, uneven light, blur, sensor "
+                   "noise and JPEG blocking, as faces come from compressed webcam video.")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Distil from this trained ONNX model (repeat for an ensemble): the targets mix in the teachers' "
+                   "mean probabilities over each face and its mirror image.")
+@click.option("--distill", default=_trained("distill"), show_default=True, type=FiniteFloat(0, 1),
+              help="Weight of the teachers' probabilities in the targets (the rest is the FER+ votes or label).")
 @click.option("--width", default=_trained("width"), show_default=True, type=click.IntRange(min=1),
               help="Channels of the first stage (doubled at each later stage).")
 @click.option("--blocks", default=_trained("blocks"), show_default=True, callback=_parse_blocks,
@@ -170,7 +178,7 @@ def train(resume: bool, onnx_path: str | None, **options) -> None:
     from fer_agent.training.train import BEST_CHECKPOINT, TrainConfig
     from fer_agent.training.train import train as run_training
 
-    config = TrainConfig(**options)
+    config = TrainConfig(**{**options, "teachers": list(options["teachers"])})
     try:
         history = run_training(config, resume=resume)
     except KeyboardInterrupt:

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 
 from fer_agent.errors import DatasetError
 from fer_agent.labels import EMOTIONS
+from fer_agent.paths import default_emotion_model
 from fer_agent.training.data import load_dataset
+from fer_agent.training.distill import ensemble_probabilities
 from fer_agent.training.export import export_onnx
 from fer_agent.training.model import ProbabilityHead
 from fer_agent.training.train import (
@@ -35,6 +37,12 @@ def quick_config(data: Path, out_dir: Path, **overrides) -> TrainConfig:
     options = dict(data=str(data), out_dir=str(out_dir), epochs=1, batch_size=16, lr=0.05, limit=200)
     options.update(overrides)
     return TrainConfig(**options)
+
+
+def student_probabilities(out_dir: Path, pixels: np.ndarray) -> np.ndarray:
+    model, _ = model_from_checkpoint(load_checkpoint(out_dir / LAST_CHECKPOINT))
+    with torch.no_grad():
+        return ProbabilityHead(model).eval()(torch.from_numpy(pixels).float().unsqueeze(1)).numpy()
 
 
 def mean_loss(model: torch.nn.Module, pixels: np.ndarray, targets: np.ndarray) -> float:
@@ -144,3 +152,55 @@ def test_onnx_export_matches_pytorch(fer_subset: Path, trained: TrainConfig, tmp
     assert written["sha256"] == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert written["parameters"] == sum(p.numel() for p in model.parameters())
     assert written["training"]["command"].startswith(f"fer-agent train --data {trained.data}")
+
+
+@pytest.fixture(scope="module")
+def weak_teacher(trained: TrainConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher that disagrees with the FER+ votes: the 3-epoch model of 200 faces, exported to ONNX."""
+    path = tmp_path_factory.mktemp("teacher") / "teacher.onnx"
+    export_onnx(Path(trained.out_dir) / BEST_CHECKPOINT, path, version="9.9.9-test")
+    return path
+
+
+@pytest.mark.e2e
+def test_ensemble_is_the_mean_over_models_and_mirror_images(fer_subset: Path, weak_teacher: Path) -> None:
+    faces = load_dataset(fer_subset).pixels[:64]
+    models = [default_emotion_model(), weak_teacher]
+    views = [faces, faces[:, :, ::-1].copy()]
+    expected = np.mean([EmotionClassifier(m).predict(v) for m in models for v in views], axis=0)
+    np.testing.assert_allclose(ensemble_probabilities(models, faces), expected, atol=1e-6)
+    np.testing.assert_allclose(ensemble_probabilities(models[:1], faces, mirror=False),
+                               EmotionClassifier(models[0]).predict(faces), atol=1e-6)
+
+
+@pytest.mark.e2e
+def test_distilled_student_moves_towards_its_teacher(fer_subset: Path, weak_teacher: Path, tmp_path: Path) -> None:
+    faces = load_dataset(fer_subset).split("Training").pixels[:200]
+    teacher = ensemble_probabilities([weak_teacher], faces)
+
+    def divergence(out_dir: Path) -> float:
+        student = student_probabilities(out_dir, faces)
+        return float((teacher * (np.log(teacher + 1e-9) - np.log(student + 1e-9))).sum(axis=1).mean())
+
+    plain = quick_config(fer_subset, tmp_path / "plain", epochs=3, augment="webcam")
+    distilled = quick_config(fer_subset, tmp_path / "distilled", epochs=3, augment="webcam",
+                             teachers=[str(weak_teacher)], distill=1.0)
+    train(plain)
+    train(distilled)
+    assert divergence(tmp_path / "distilled") < 0.7 * divergence(tmp_path / "plain")
+
+
+@pytest.mark.e2e
+def test_resume_refuses_a_changed_teacher(fer_subset: Path, weak_teacher: Path, tmp_path: Path) -> None:
+    teacher = tmp_path / "teacher.onnx"
+    teacher.write_bytes(weak_teacher.read_bytes())
+    config = quick_config(fer_subset, tmp_path / "run", epochs=2, teachers=[str(teacher)])
+
+    def stop(_record) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, on_epoch_end=stop)
+    teacher.write_bytes(default_emotion_model().read_bytes())
+    with pytest.raises(DatasetError, match="a teacher model file changed since the run started"):
+        train(config, resume=True)

@@ -18,6 +18,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     class_weighting: str = "none"
+    augment: str = "standard"
+    teachers: list[str] = field(default_factory=list)
+    distill: float = 0.5
     width: int = 16
     blocks: list[int] = field(default_factory=lambda: [1, 1, 2])
     dropout: float = 0.3
@@ -30,5 +33,9 @@ class TrainConfig:
             raise ValueError(f"targets: expected 'ferplus' or 'fer2013', got {self.targets!r}")
         if self.class_weighting not in ("none", "sqrt", "inverse"):
             raise ValueError(f"class_weighting: expected 'none', 'sqrt' or 'inverse', got {self.class_weighting!r}")
+        if self.augment not in ("standard", "webcam"):
+            raise ValueError(f"augment: expected 'standard' or 'webcam', got {self.augment!r}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"distill: expected a weight in 0..1, got {self.distill}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size: expected >= 1, got {self.epochs} and {self.batch_size}")

@@ -15,11 +15,13 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fer_agent.checksum import sha256_of
 from fer_agent.errors import DatasetError
 from fer_agent.labels import EMOTIONS
-from fer_agent.training.augment import Augmentation
+from fer_agent.training.augment import Augmentation, WebcamDegradation
 from fer_agent.training.config import TrainConfig
 from fer_agent.training.data import FaceDataset, load_dataset
+from fer_agent.training.distill import ensemble_probabilities
 from fer_agent.training.model import EmotionNet
 
 log = logging.getLogger(__name__)
@@ -139,9 +141,15 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
         raise DatasetError(f"{dataset.source}: needs Training and PublicTest rows, found {len(keep)} and "
                            f"{len(val_set)}")
     pixels = torch.from_numpy(train_set.pixels[keep]).unsqueeze(1)
-    target_tensor = torch.from_numpy(targets)
     hard_labels = torch.from_numpy(targets.argmax(axis=1))
     weights = torch.from_numpy(class_weights(targets, config.class_weighting)).to(device)
+    if config.teachers:
+        console.print(f"distilling from {len(config.teachers)} teacher(s), weight {config.distill}")
+        soft = ensemble_probabilities(config.teachers, train_set.pixels[keep], threads=torch.get_num_threads(),
+                                      console=console)
+        targets = (1 - config.distill) * targets + config.distill * soft
+    target_tensor = torch.from_numpy(targets.astype(np.float32))
+    teacher_sha256 = [sha256_of(Path(teacher)) for teacher in config.teachers]
     val_labels = validation_labels(val_set)
     selected_on = f"PublicTest {'FER+ majority-vote' if val_set.votes is not None else 'FER-2013-label'} accuracy"
 
@@ -153,6 +161,7 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
                                                     total_steps=config.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)
     augment = Augmentation()
+    degrade = WebcamDegradation() if config.augment == "webcam" else None
     history: list[EpochRecord] = []
     best_accuracy = -1.0
     start_epoch = 0
@@ -162,11 +171,15 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
         if not last_path.is_file():
             raise DatasetError(f"{last_path}: nothing to resume from")
         state = load_checkpoint(last_path, map_location=device)
-        if state["config"] != asdict(config):
-            differences = ", ".join(f"--{key.replace('_', '-')} {state['config'].get(key)!r} (given {value!r})"
-                                    for key, value in asdict(config).items() if state["config"].get(key) != value)
+        started_with = {**asdict(TrainConfig(data=config.data)), **state["config"]}
+        if started_with != asdict(config):
+            differences = ", ".join(f"--{key.replace('_', '-')} {started_with[key]!r} (given {value!r})"
+                                    for key, value in asdict(config).items() if started_with[key] != value)
             raise DatasetError(f"{last_path}: cannot resume with other options than the run was started with: "
                                f"{differences}; give the same options, or another --out-dir for a new run")
+        if state.get("teacher_sha256", []) != teacher_sha256:
+            raise DatasetError(f"{last_path}: cannot resume: a teacher model file changed since the run started; "
+                               f"give the same teacher files, or another --out-dir for a new run")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -189,7 +202,10 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
             loss_sum, correct, seen = 0.0, 0, 0
             for step in range(steps_per_epoch):
                 index = order[step * config.batch_size:(step + 1) * config.batch_size]
-                batch = augment(pixels[index].float(), generator).to(device)
+                batch = augment(pixels[index].float(), generator)
+                if degrade is not None:
+                    batch = degrade(batch, generator)
+                batch = batch.to(device)
                 target = target_tensor[index].to(device)
                 logits = model(batch)
                 if config.label_smoothing:
@@ -218,7 +234,7 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
                 "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(), "history": [asdict(r) for r in history],
                 "best_accuracy": max(best_accuracy, val_accuracy), "epoch": epoch + 1,
-                "selected_on": selected_on,
+                "selected_on": selected_on, "teacher_sha256": teacher_sha256,
             }
             if val_accuracy > best_accuracy:
                 best_accuracy = val_accuracy
