@@ -36,6 +36,19 @@ def test_video_is_sampled_at_the_requested_rate(tmp_path: Path) -> None:
     assert all(frame.image.shape == (240, 320, 3) for frame in frames)
 
 
+def test_chunks_of_a_video_give_exactly_its_frames(tmp_path: Path) -> None:
+    path = tmp_path / "lecture.mp4"
+    write_video(path, frames=250, fps=25)
+    whole = VideoSource(path, fps=3)
+    expected = [(frame.time, frame.image) for frame in whole.frames()]
+    assert whole.expected_frames() == len(expected) == 30
+    chunks = [VideoSource(path, fps=3, start=start, end=end) for start, end in ((0, 3), (3, 7), (7, None))]
+    assert [chunk.expected_frames() for chunk in chunks] == [9, 12, 9]
+    pieces = [(frame.time, frame.image) for chunk in chunks for frame in chunk.frames()]
+    assert [time for time, _ in pieces] == [time for time, _ in expected]
+    assert all(np.array_equal(image, other) for (_, image), (_, other) in zip(pieces, expected))
+
+
 def test_folder_of_screenshots_in_name_order(tmp_path: Path) -> None:
     for name, level in (("b.png", 20), ("a.jpg", 10), ("c.png", 30)):
         cv2.imwrite(str(tmp_path / name), np.full((50, 60, 3), level, np.uint8))

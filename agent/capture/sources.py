@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -30,6 +31,7 @@ from fer_agent.errors import CaptureError, UnreadableImageError
 from fer_agent.types import Frame, SkippedFile
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Frames above 8K (7680x4320) pixels are scaled down to it before analysis (a 20000x20000 screenshot otherwise takes
 # gigabytes and tens of seconds); an image that would need more than MAX_DECODED_PIXELS decoded (200 MB; after a
@@ -40,6 +42,10 @@ MAX_DECODED_PIXELS = 2 * MAX_PIXELS
 # Pillow decodes itself (not .eps and the like, which it hands to other programs).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".gif", ".pgm",
                   ".ppm", ".pbm", ".pnm")
+# The video files a folder is searched for (``fer-agent batch``); a video named on the command line may be anything
+# OpenCV reads.
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts",
+                  ".m2ts", ".3gp", ".ogv")
 # Rows of a picture converted to an array at a time.
 STRIP_ROWS = 512
 
@@ -130,6 +136,24 @@ def paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray],
         yield Frame(image, time.monotonic() - start, name, missed, _since(grab_started), scale)
 
 
+# An X server refuses a connection now and then while it is busy (seen with Xvfb under load): a connection that
+# could not be established is tried again after these pauses (seconds) before the display counts as unreachable.
+CONNECT_RETRIES = (0.05, 0.2, 0.5)
+
+
+def _connect(connect: Callable[[], T], error: type[Exception]) -> T:
+    """``connect()``, tried again after each pause of :data:`CONNECT_RETRIES` while it fails with ``error`` saying
+    the connection could not be established (a display that does not exist fails at once)."""
+    for pause in CONNECT_RETRIES:
+        try:
+            return connect()
+        except error as failure:
+            if "could not be established" not in str(failure):
+                raise
+            time.sleep(pause)
+    return connect()
+
+
 class ScreenSource(Source):
     """The screen through mss: monitor ``monitor`` (1 = the primary), or a ``region`` (x, y, w, h) of it."""
 
@@ -141,7 +165,7 @@ class ScreenSource(Source):
 
         self._error = ScreenShotError
         try:
-            self._mss = mss.MSS()
+            self._mss = _connect(mss.MSS, ScreenShotError)
         except ScreenShotError as error:
             raise CaptureError(
                 f"no display to capture ({error}); on a machine without a screen, analyse a recording or screenshots "
@@ -214,10 +238,11 @@ class WebcamSource(Source):
 
 
 class VideoSource(Source):
-    """A video file (anything OpenCV reads), sampled at ``fps`` frames per second of video time."""
+    """A video file (anything OpenCV reads), sampled at ``fps`` frames per second of video time: the first frame at or
+    after each multiple of 1/fps. ``start`` and ``end`` (seconds; multiples of 1/fps) read only that part, a chunk:
+    the chunks of a video together give exactly the frames of the whole."""
 
-
-    def __init__(self, path: Path, fps: float = 1.0) -> None:
+    def __init__(self, path: Path, fps: float = 1.0, start: float = 0.0, end: float | None = None) -> None:
         if not path.is_file():
             raise CaptureError(f"{path}: no such video file")
         self._capture = cv2.VideoCapture(str(path))
@@ -233,22 +258,32 @@ class VideoSource(Source):
         frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         # The length the file declares (None when it declares none).
         self.duration = frame_count / self.video_fps if self.video_fps > 0 and frame_count > 0 else None
+        self.start, self.end = start, end
 
     def expected_frames(self) -> int | None:
-        return None if self.duration is None else math.ceil(self.duration * self.fps)
+        if self.duration is None:
+            return None
+        end = self.duration if self.end is None else min(self.end, self.duration)
+        return max(math.ceil(end * self.fps - 1e-6) - math.ceil(self.start * self.fps - 1e-6), 0)
 
     def frames(self) -> Iterator[Frame]:
         """The sampled frames; a video whose decoding stops clearly short of the length it declares (damaged, or cut
         short: a recording that was still being written or copied) ends with a CaptureError after its last frame."""
         interval = 1.0 / self.fps
-        next_time = 0.0
+        next_time = math.ceil(self.start * self.fps - 1e-6) * interval
         index = 0
+        if self.start > 0 and self.video_fps > 0:
+            # A frame at or before the chunk's first sample time; OpenCV decodes from the key frame before it.
+            index = int(self.start * self.video_fps)
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
         timestamp = 0.0
         read_started = time.perf_counter()
         while self._capture.grab():
             timestamp = max(timestamp, self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000)
             position = index / self.video_fps if self.video_fps > 0 else timestamp
             index += 1
+            if self.end is not None and position + 1e-6 >= self.end:
+                return
             if position + 1e-6 < next_time:
                 continue
             ok, image = self._capture.retrieve()
