@@ -25,7 +25,7 @@ from fer_agent.errors import CaptureError, FerAgentError, unexpected_error
 from fer_agent.live.dashboard import Dashboard
 from fer_agent.store.writer import Store
 from fer_agent.tracking.tracker import Tracker
-from fer_agent.types import FrameSource, SkippedFile
+from fer_agent.types import FrameAnalysis, FrameSource, SkippedFile, Tracked
 from fer_agent.vision.analysis import Analyzer
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,57 @@ class StopSignals:
             raise StopRequested(self.reason)
 
 
+class Recorder:
+    """What a session records of each analysed frame, whoever analysed it (``run_session`` here, or ``fer-agent
+    batch``'s workers): the participants (the tracker), the frame and its observations, the view's events, and
+    ``no_faces`` after ``no_face_seconds`` without a face (``faces_back`` when they return). ``on_event(time, kind,
+    detail)`` hears each event written."""
+
+    def __init__(self, store: Store, session_id: int, no_face_seconds: float = 120.0,
+                 on_event: Callable[[float, str, str], None] | None = None) -> None:
+        self.store, self.session_id = store, session_id
+        self.no_face_seconds = no_face_seconds
+        self.on_event = on_event
+        self.tracker = Tracker()
+        self.frames = self.dropped = 0
+        self._last_face_time = 0.0
+        self._faces_missing = False
+
+    def record(self, analysis: FrameAnalysis, analysis_ms: float) -> tuple[list[Tracked], dict[str, float]]:
+        """Track and write one frame's analysis (``analysis_ms``: the wall time it took); the tracked places and the
+        frame's stage timings."""
+        frame = analysis.frame
+        tracked_at = time.perf_counter()
+        tracked = self.tracker.update(analysis.observations, frame.time)
+        milliseconds = {"capture": frame.capture_ms, **analysis.milliseconds,
+                        "track": (time.perf_counter() - tracked_at) * 1000}
+        milliseconds["total"] = frame.capture_ms + analysis_ms + milliseconds["track"]
+        if analysis.event:
+            self._event(frame.time, *analysis.event)
+        self.store.write_frame(self.session_id, frame.time, frame.name, tracked, frame.dropped, analysis.observed,
+                               milliseconds)
+        self.frames += 1
+        self.dropped += frame.dropped
+        if analysis.faces:
+            if self._faces_missing:
+                self._event(frame.time, "faces_back", f"{analysis.faces} faces")
+            self._faces_missing = False
+            self._last_face_time = frame.time
+        elif not self._faces_missing and frame.time - self._last_face_time >= self.no_face_seconds:
+            self._faces_missing = True
+            self._event(frame.time, "no_faces", f"no face found for {frame.time - self._last_face_time:.0f} s")
+        return tracked, milliseconds
+
+    def skipped(self, skipped: SkippedFile) -> None:
+        """A file the source skipped (a folder's unreadable file): an ``unreadable_file`` event."""
+        self._event(skipped.time, "unreadable_file", f"{skipped.name}: {skipped.reason}")
+
+    def _event(self, time: float, kind: str, detail: str) -> None:
+        self.store.event(self.session_id, time, kind, detail)
+        if self.on_event is not None:
+            self.on_event(time, kind, detail)
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     session_id: int
@@ -97,12 +148,8 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
     (``--plain``, or output that is not a terminal). ``stop``: where the CLI's signal handlers put their requests,
     taken before each frame."""
     session_id = store.start_session(source.name, source.fps, model_version, model_accuracy, detector)
-    tracker = Tracker()
     expected = source.expected_frames()
     dashboard = Dashboard(source.name, str(store.path), session_id, expected)
-    frames = dropped = 0
-    last_face_time = 0.0
-    faces_missing = False
     minute = None
     status, message = "finished", None
     live = Live(dashboard.render(), console=console, refresh_per_second=1, transient=False) if console else None
@@ -115,6 +162,24 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
         elif warning and live is None:
             log.warning(line)
 
+    def on_event(time: float, kind: str, detail: str) -> None:
+        if kind == "unreadable_file":
+            dashboard.note(f"{time:.0f} s: unreadable file skipped: {detail}")
+            tell(f"{time:.0f} s: unreadable file skipped: {detail}", warning=True)
+        elif kind == "faces_back":
+            dashboard.note(f"{time:.0f} s: faces are back")
+        elif kind == "no_faces":
+            dashboard.note(f"{time:.0f} s: {detail}; is the call on screen?")
+            tell(f"{time:.0f} s: {detail}; is the call on screen?", warning=True)
+        else:
+            dashboard.view_event(time, kind, detail)
+            tell(f"{time:.0f} s: {kind.replace('_', ' ')}: {detail}", warning=kind == "view_lost")
+
+    recorder = Recorder(store, session_id, no_face_seconds, on_event)
+
+    def kept() -> str:
+        return f"the {recorder.frames} frames before it are kept: session {session_id} in {store.path}"
+
     skipped_files: list[SkippedFile] = []
 
     def record_skipped() -> None:
@@ -124,10 +189,7 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
             if duration is not None and skipped.time >= duration:
                 continue
             skipped_files.append(skipped)
-            detail = f"{skipped.name}: {skipped.reason}"
-            store.event(session_id, skipped.time, "unreadable_file", detail)
-            dashboard.note(f"{skipped.time:.0f} s: unreadable file skipped: {detail}")
-            tell(f"{skipped.time:.0f} s: unreadable file skipped: {detail}", warning=True)
+            recorder.skipped(skipped)
 
     last_refresh = 0.0
     try:
@@ -145,38 +207,13 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
                 break
             # A live source waited for this frame's time: a stop asked for meanwhile is taken before its analysis.
             stop.check()
-            capture_ms = frame.capture_ms
             started = time.perf_counter()
             analysis = analyzer.analyze(frame)
-            tracked_at = time.perf_counter()
-            tracked = tracker.update(analysis.observations, frame.time)
-            milliseconds = {"capture": capture_ms, **analysis.milliseconds,
-                            "track": (time.perf_counter() - tracked_at) * 1000}
-            milliseconds["total"] = capture_ms + (time.perf_counter() - started) * 1000
+            analysis_ms = (time.perf_counter() - started) * 1000
             if say and minute is not None and int(frame.time // 60) != minute:
                 say(dashboard.minute_line(minute))
             minute = int(frame.time // 60)
-            if analysis.event:
-                kind, detail = analysis.event
-                store.event(session_id, frame.time, kind, detail)
-                dashboard.view_event(frame.time, kind, detail)
-                tell(f"{frame.time:.0f} s: {kind.replace('_', ' ')}: {detail}", warning=kind == "view_lost")
-            store.write_frame(session_id, frame.time, frame.name, tracked, frame.dropped, analysis.observed,
-                              milliseconds)
-            frames += 1
-            dropped += frame.dropped
-            if analysis.faces:
-                if faces_missing:
-                    store.event(session_id, frame.time, "faces_back", f"{analysis.faces} faces")
-                    dashboard.note(f"{frame.time:.0f} s: faces are back")
-                faces_missing = False
-                last_face_time = frame.time
-            elif not faces_missing and frame.time - last_face_time >= no_face_seconds:
-                faces_missing = True
-                detail = f"no face found for {frame.time - last_face_time:.0f} s"
-                store.event(session_id, frame.time, "no_faces", detail)
-                dashboard.note(f"{frame.time:.0f} s: {detail}; is the call on screen?")
-                tell(f"{frame.time:.0f} s: {detail}; is the call on screen?", warning=True)
+            tracked, milliseconds = recorder.record(analysis, analysis_ms)
             dashboard.update(analysis, tracked, milliseconds, frame.dropped)
             if live and time.monotonic() - last_refresh >= 1.0:
                 live.update(dashboard.render(), refresh=True)
@@ -188,19 +225,16 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
     except CaptureError as error:
         status, message = "failed", str(error)
         store.event(session_id, dashboard.latest.frame.time if dashboard.latest else 0.0, "capture_error", str(error))
-        raise CaptureError(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
-                           ) from None
+        raise CaptureError(f"{error} ({kept()})") from None
     except FerAgentError as error:
         status, message = "failed", str(error)
-        raise type(error)(f"{error} (the {frames} frames before it are kept: session {session_id} in {store.path})"
-                          ) from None
+        raise type(error)(f"{error} ({kept()})") from None
     except Exception as error:
         # A bug (or a fault of a library under us): the session did not finish, and its row says so and why. The
         # error goes on as it is, for the CLI's one line or --debug's traceback.
         status, message = "failed", unexpected_error(error)
         # A note as Python 3.11's add_note() keeps it (the CLI reads it), written so that 3.10 keeps it too.
-        setattr(error, "__notes__", [*getattr(error, "__notes__", []),
-                                     f"the {frames} frames before it are kept: session {session_id} in {store.path}"])
+        setattr(error, "__notes__", [*getattr(error, "__notes__", []), kept()])
         raise
     finally:
         with _signals_held():
@@ -218,5 +252,6 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
                     say(dashboard.minute_line(minute))
             except OSError:
                 pass
-    return SessionSummary(session_id, frames, dropped, len(tracker.participants), status, store.path, message,
+    return SessionSummary(session_id, recorder.frames, recorder.dropped, len(recorder.tracker.participants), status,
+                          store.path, message,
                           tuple(skipped_files))
