@@ -101,6 +101,15 @@ def _require_training_extra() -> None:
         ) from error
 
 
+def _require_batch_extra() -> None:
+    """``batch`` runs on Dask, which the runtime does not install: say how to get it."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError as error:
+        raise FerAgentError(f"this command needs the batch extra ({error.name or error} is missing): "
+                            "pip install 'fer-agent[batch]'") from error
+
+
 class FiniteFloat(click.FloatRange):
     """A number option: click's FloatRange (an optional range) that also refuses nan, inf and -inf, which float()
     takes and which would reach the session as a crash or a run without end. Every float option uses it."""
@@ -342,14 +351,15 @@ def _parse_duration(_ctx: click.Context, _param: click.Parameter, value: str | N
 
 
 def _source_options(command, fps_help: str = "Frames per second: captures per second of the screen or a camera, "
-                                             "or samples per second of a video's time."):
+                                             "or samples per second of a video's time.", threads: bool = True):
     # At least one frame in 10000 s (2.8 hours): the interval between frames must be a time the clock can sleep.
     command = click.option("--fps", default=1.0, show_default=True, type=FiniteFloat(min=0.0001),
                            help=fps_help)(command)
     command = click.option("--model", "model_path", default=str(default_emotion_model()), show_default=True,
                            type=click.Path(dir_okay=False), help="Emotion model (ONNX).")(command)
-    command = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
-                           help="CPU threads for the emotion model.")(command)
+    if threads:
+        command = click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+                               help="CPU threads for the emotion model.")(command)
     command = click.option("--names", is_flag=True,
                            help="Read each participant's name off their tile (the label the call app draws), and "
                                 "keep it with them. Off by default: see Privacy in the README.")(command)
@@ -371,17 +381,8 @@ def _window_option(command):
 def _analyzer(detector_model: str | None, discovery_model: str | None, model_path: str, threads: int,
               live: bool = False, names: bool = False, text_models: tuple[str | None, str | None] = (None, None)):
     from fer_agent.vision.analysis import Analyzer
-    from fer_agent.vision.detector_model import (
-        resolve_detector_model,
-        resolve_discovery_model,
-        resolve_text_models,
-    )
-    from fer_agent.vision.names import NameReader
-    from fer_agent.vision.ocr import TextReader
 
-    reader = NameReader(TextReader(*resolve_text_models(*text_models), threads)) if names else None
-    return Analyzer(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
-                    Path(model_path), threads, live, reader)
+    return Analyzer.from_options(detector_model, discovery_model, model_path, threads, live, names, text_models)
 
 
 def _database_option(command):
@@ -473,6 +474,66 @@ def start(source: str, region: str | None, window: str | None, duration: float |
     except OSError:
         # The terminal is gone (SIGHUP): the session is closed and recorded all the same.
         pass
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Send the work to this Dask scheduler (tcp://HOST:8786), whose workers can read the recordings at "
+                   "the same paths. Default: a cluster on this machine, one worker per core.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes of the local cluster (default: one per CPU core).")
+@click.option("--chunk", "chunk_minutes", default=10.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Minutes of video per task: a long lecture is cut into chunks that workers analyse side by side.")
+@click.option("--cache", type=click.Path(file_okay=False),
+              help="Where finished chunks wait until their recording's session is written (what a stopped batch "
+                   "keeps). Default: batch/ in your user cache folder.")
+@_database_option
+@click.option("--no-face-minutes", default=2.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
+              help="Record a no_faces event after this many minutes without a face.")
+@functools.partial(_source_options, fps_help="Samples per second of each video's time.", threads=False)
+def batch(paths: tuple[str, ...], cluster: str | None, workers: int | None, chunk_minutes: float, cache: str | None,
+          database: str | None, no_face_minutes: float, fps: float, model_path: str, names: bool,
+          detector_model: str | None, discovery_model: str | None, text_detector_model: str | None,
+          text_recognizer_model: str | None) -> None:
+    """Analyse recorded lectures, each into one session, on a Dask cluster (local by default).
+
+    PATH: video files, folders (searched recursively for videos, and for folders of screenshots, each one
+    recording), list files (.txt: one path per line), or glob patterns. A recording already analysed with the same
+    settings is skipped; a stopped batch continues where it stopped when run again.
+    """
+    _require_batch_extra()
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from fer_agent.batch import Settings, run_batch
+
+    settings = Settings(fps, str(Path(model_path).resolve()), detector_model, discovery_model, names,
+                        text_detector_model, text_recognizer_model, no_face_minutes * 60)
+    console = Console(stderr=True)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[recordings]}"),
+               TextColumn("{task.fields[hours]}"), TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("finding recordings", total=None, recordings="", hours="", rate="")
+
+        def progress(what: str, done: float, total: float, written: int, recordings: int) -> None:
+            speed = bar.tasks[0].speed
+            bar.update(task, description=what, completed=done, total=total or None,
+                       recordings=f"{written}/{recordings} recordings",
+                       hours=f"{done / 3600:.2f}/{total / 3600:.2f} h of video" if total else "",
+                       rate=f"{speed:.1f} h of video per hour" if speed else "")
+
+        try:
+            summary = run_batch(paths, settings, _database_path(database), cluster=cluster, workers=workers,
+                                chunk_seconds=chunk_minutes * 60, cache=Path(cache) if cache else None,
+                                progress=progress)
+        except KeyboardInterrupt:
+            click.echo("stopped; the finished chunks are kept: run the same command again to continue", err=True)
+            sys.exit(130)
+    Console().print(summary)
+    if any(outcome.status == "failed" for outcome in summary.outcomes):
+        sys.exit(1)
 
 
 @main.command()

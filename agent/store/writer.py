@@ -108,8 +108,16 @@ def _migration_3(db: Database) -> None:
     db.execute("ALTER TABLE frames ADD COLUMN ms_names REAL")
 
 
+def _migration_4(db: Database) -> None:
+    """Recordings analysed by ``fer-agent batch``: the recording's content hash (sha256) and the settings that decide
+    its rows, so that a re-run skips what is already analysed. Empty for sessions recorded by ``start``."""
+    db.execute("ALTER TABLE sessions ADD COLUMN content_sha256 TEXT")
+    db.execute("ALTER TABLE sessions ADD COLUMN settings TEXT")
+    db.table("sessions").create_index(["content_sha256"])
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit a released migration.
-MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 def schema_version(db: Database) -> int:
@@ -216,12 +224,23 @@ class Store(Resource):
             raise StoreError(f"{self.path}: cannot write {what}: {_explain(error, self.path)}") from None
 
     def start_session(self, source: str, fps: float, model_version: str, model_accuracy: float | None,
-                      detector: str) -> int:
+                      detector: str, content_sha256: str | None = None, settings: str | None = None) -> int:
+        """A new running session; ``content_sha256`` and ``settings`` for a recording analysed by ``batch``."""
         row = {
             "started_at": _now(), "status": "running", "source": source, "fps": fps, "model_version": model_version,
             "model_accuracy": model_accuracy, "detector": detector, "pid": os.getpid(),
+            "content_sha256": content_sha256, "settings": settings,
         }
         return self._write("the session", lambda: _insert(self.db, "sessions", row))
+
+    def analysed(self, content_sha256: str, settings: str) -> tuple[int | None, list[int]]:
+        """The finished session of this recording with these settings (None when there is none), and the ids of
+        its sessions that did not finish (a batch stopped while writing it, or a recording that failed)."""
+        rows = self.db.execute("SELECT id, status FROM sessions WHERE content_sha256 = ? AND settings = ? ORDER BY id",
+                               [content_sha256, settings]).fetchall()
+        finished = [session_id for session_id, status in rows if status == "finished"]
+        return (finished[0] if finished else None), [session_id for session_id, status in rows
+                                                     if status != "finished"]
 
     def write_frame(self, session_id: int, time: float, source: str, tracked: list[Tracked], dropped: int,
                     observed: bool, milliseconds: dict[str, float]) -> int:

@@ -23,10 +23,11 @@ from fer_agent.types import Face, Frame, FrameAnalysis, Observation
 from fer_agent.vision.classifier import EmotionClassifier
 from fer_agent.vision.crop import crop_face
 from fer_agent.vision.detector import FaceDetector
+from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model, resolve_text_models
 from fer_agent.vision.discovery import FaceDiscovery
 from fer_agent.vision.finder import FaceFinder, look_of, place_tile
 from fer_agent.vision.names import NameReader, label_look
-from fer_agent.vision.ocr import TextLine
+from fer_agent.vision.ocr import TextLine, TextReader
 from fer_agent.vision.watch import Place, Watcher
 
 # How far the nose tip stands in front of the eyes, as a fraction of the distance between the eyes (adult faces:
@@ -65,10 +66,28 @@ class Analyzer(Resource):
         self.detector = FaceDetector(detector_model)
         self.discovery = FaceDiscovery(discovery_model, threads)
         self.finder = FaceFinder(self.detector, self.discovery)
+        self.live = live
         self.watcher = Watcher(self.finder, background=live)
         self.names = names
         self._names_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="names") if names and live else None
         self._names_job: Future | None = None
+
+    @classmethod
+    def from_options(cls, detector_model: str | Path | None, discovery_model: str | Path | None,
+                     emotion_model: str | Path, threads: int = 1, live: bool = False, names: bool = False,
+                     text_models: tuple[str | Path | None, str | Path | None] = (None, None)) -> Analyzer:
+        """The analyzer the command-line options describe: the face and text models given (None: the cached or
+        fetched ones, ``fer_agent.vision.detector_model``), the names read only with ``names``."""
+        reader = NameReader(TextReader(*resolve_text_models(*text_models), threads)) if names else None
+        return cls(resolve_detector_model(detector_model), resolve_discovery_model(discovery_model),
+                   Path(emotion_model), threads, live, reader)
+
+    def start_over(self) -> None:
+        """Forget every place followed so far (another recording, or another chunk of one); the models stay
+        loaded."""
+        self.watcher.close()
+        self.watcher = Watcher(self.finder, background=self.live)
+        self._names_job = None
 
     def analyze(self, frame: Frame) -> FrameAnalysis:
         image = frame.image
