@@ -39,6 +39,10 @@ from fer_agent.clock import clock
 from fer_agent.errors import FerAgentError
 from fer_agent.paths import model_test_accuracy
 from fer_agent.session import Recorder
+from fer_agent.store.central import analysed as central_analysed
+from fer_agent.store.central import is_central
+from fer_agent.store.central import purge as central_purge
+from fer_agent.store.central import sync as central_sync
 from fer_agent.store.writer import Store
 from fer_agent.types import FrameAnalysis, SkippedFile
 from fer_agent.vision.analysis import Analyzer
@@ -420,7 +424,7 @@ class _Job:
         return all(index in self.done for index in self.needed())
 
 
-def run_batch(paths: Iterable[str], settings: Settings, database: Path, *, cluster: str | None = None,
+def run_batch(paths: Iterable[str], settings: Settings, database: Path | str, *, cluster: str | None = None,
               workers: int | None = None, chunk_seconds: float = CHUNK_SECONDS, cache: Path | None = None,
               progress: Callable[[str, float, float, int, int], None] | None = None) -> BatchSummary:
     """Analyse every recording ``paths`` name into one session each in ``database``; see the module's text.
@@ -434,17 +438,38 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path, *, clust
     chunk_cache = ChunkCache(cache or default_cache())
     summary = BatchSummary(outcomes=list(failures))
     tell = progress or (lambda *_: None)
-    with Store(database) as store:
+    central_url = str(database) if is_central(database) else None
+    # A central database's sessions are written here first, then sent (``fer-agent sync``) and removed from here.
+    staging = chunk_cache.folder / "central-staging.db"
+    with Store(staging if central_url else database) as store:
+
+        def send() -> dict[int, int]:
+            """Send the staging database's ended sessions to the central one; their central ids."""
+            if central_url is None:
+                return {}
+            sent = dict(central_sync(store.path, central_url).sent)
+            ended = [row[0] for row in store.db.execute("SELECT id FROM sessions WHERE status != 'running'")]
+            if ended:
+                store.purge(ended)
+            return sent
+
+        send()
         jobs: list[_Job] = []
         for order, recording in enumerate(recordings):
             tell(f"hashing {recording.path.name}", 0, 0, order, len(recordings))
             sha256 = content_sha256(recording)
-            finished, unfinished = store.analysed(sha256, settings_key)
+            if central_url:
+                finished, unfinished = central_analysed(central_url, sha256, settings_key)
+            else:
+                finished, unfinished = store.analysed(sha256, settings_key)
             if finished is not None:
                 summary.outcomes.append(Outcome(recording, recording.name, "already analysed", finished))
                 continue
             if unfinished:
-                store.purge(unfinished)
+                if central_url:
+                    central_purge(central_url, unfinished)
+                else:
+                    store.purge(unfinished)
             key = _recording_key(sha256, settings_key)
             job = _Job(order, recording, sha256, key, plan_chunks(recording, settings.fps, chunk_seconds))
             job.done = {chunk.index for chunk in job.chunks if chunk_cache.has(key, chunk.index)}
@@ -464,6 +489,8 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path, *, clust
             except BatchError as error:
                 outcome = Outcome(job.recording, job.recording.name, "failed", message=str(error))
             outcome.chunks_reused = job.reused
+            if central_url and outcome.session_id is not None:
+                outcome.session_id = send().get(outcome.session_id)
             summary.outcomes.append(outcome)
             if outcome.status == "analysed":
                 chunk_cache.drop(job.key)

@@ -390,17 +390,34 @@ def _database_option(command):
                         help="Session database (SQLite). Default: fer-agent.db in your user data folder.")(command)
 
 
+def _any_database_option(command):
+    return click.option("--db", "database", metavar="PATH|URL",
+                        help="Session database: a SQLite file (default: fer-agent.db in your user data folder), or a "
+                             "central PostgreSQL database, postgresql://HOST/DBNAME (user and password from PGUSER, "
+                             "PGPASSWORD or ~/.pgpass; never in the URL).")(command)
+
+
 def _database_path(database: str | None) -> Path:
     from fer_agent.store.writer import default_database
 
     return Path(database) if database else default_database()
 
 
+def _any_database(database: str | None) -> str | Path:
+    """``--db`` of a command that also reads or writes the central database: its URL as given, or the SQLite path."""
+    from fer_agent.store.central import check_url, is_central
+
+    if is_central(database):
+        check_url(str(database))
+        return str(database)
+    return _database_path(database)
+
+
 def _load_session(database: str | None, session: int | None):
     """The session's data (the latest session when ``session`` is None), read from the database read-only."""
     from fer_agent.store.reader import load_session, reading
 
-    with reading(_database_path(database)) as conn:
+    with reading(_any_database(database)) as conn:
         return load_session(conn, session)
 
 
@@ -488,7 +505,7 @@ def start(source: str, region: str | None, window: str | None, duration: float |
 @click.option("--cache", type=click.Path(file_okay=False),
               help="Where finished chunks wait until their recording's session is written (what a stopped batch "
                    "keeps). Default: batch/ in your user cache folder.")
-@_database_option
+@_any_database_option
 @click.option("--no-face-minutes", default=2.0, show_default=True, type=FiniteFloat(min=0, min_open=True),
               help="Record a no_faces event after this many minutes without a face.")
 @functools.partial(_source_options, fps_help="Samples per second of each video's time.", threads=False)
@@ -525,7 +542,7 @@ def batch(paths: tuple[str, ...], cluster: str | None, workers: int | None, chun
                        rate=f"{speed:.1f} h of video per hour" if speed else "")
 
         try:
-            summary = run_batch(paths, settings, _database_path(database), cluster=cluster, workers=workers,
+            summary = run_batch(paths, settings, _any_database(database), cluster=cluster, workers=workers,
                                 chunk_seconds=chunk_minutes * 60, cache=Path(cache) if cache else None,
                                 progress=progress)
         except KeyboardInterrupt:
@@ -662,14 +679,15 @@ def windows() -> None:
 
 
 @main.command()
-@_database_option
+@_any_database_option
 def sessions(database: str | None) -> None:
-    """List the recorded sessions: id, start, duration, status, participants, frames."""
+    """List the recorded sessions: id, start, duration, status, participants, frames (of a central database: the
+    caller's own, or everyone's for an administrator)."""
     from rich.console import Console
 
     from fer_agent.store.reader import list_sessions, reading, sessions_table
 
-    path = _database_path(database)
+    path = _any_database(database)
     with reading(path) as conn:
         rows = list_sessions(conn)
     if not rows:
@@ -687,7 +705,7 @@ def sessions(database: str | None) -> None:
                    "2 minutes, 10 s under 5, 30 s up to 30 minutes, 60 s beyond (at least two frames).")
 @click.option("--pseudonymous", is_flag=True,
               help="Participants as P1, P2, ... only, even when the session recorded their names (--names).")
-@_database_option
+@_any_database_option
 def report(session: int | None, output: str | None, interval: float | None, pseudonymous: bool,
            database: str | None) -> None:
     """Write the post-class report of SESSION (default: the latest) as one self-contained HTML file.
@@ -721,7 +739,7 @@ def report(session: int | None, output: str | None, interval: float | None, pseu
                    "fer-agent-session-N-*.csv.")
 @click.option("--interval", default=60.0, show_default=True, type=FiniteFloat(min=1), metavar="SECONDS",
               help="Seconds per row of the timeline.")
-@_database_option
+@_any_database_option
 def export(session: int | None, file_format: str, output: str | None, interval: float,
            database: str | None) -> None:
     """Export SESSION's numbers (default: the latest): the class per minute (faces, attention, mean expression
@@ -740,19 +758,21 @@ def export(session: int | None, file_format: str, output: str | None, interval: 
               help="Delete every session that started more than DAYS days ago (0: every session; at most 36500, "
                    "100 years).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_database_option
+@_any_database_option
 def purge(session: int | None, older_than: float | None, yes: bool, database: str | None) -> None:
     """Delete SESSION, or the sessions older than --older-than DAYS, with everything recorded in them.
 
     The rows are removed and the database file is compacted, so the data is gone from disk. Asks first unless --yes.
     """
     from fer_agent.clock import local_time
+    from fer_agent.store.central import is_central
+    from fer_agent.store.central import purge as purge_central
     from fer_agent.store.reader import reading, select_sessions
     from fer_agent.store.writer import Store
 
     if (session is None) == (older_than is None):
         raise click.UsageError("name one SESSION, or --older-than DAYS")
-    path = _database_path(database)
+    path = _any_database(database)
     with reading(path) as conn:
         chosen = select_sessions(conn, session, older_than)
     if not chosen:
@@ -764,12 +784,70 @@ def purge(session: int | None, older_than: float | None, yes: bool, database: st
     if not yes:
         click.confirm(f"Delete {len(chosen)} session{'s' if len(chosen) != 1 else ''} and everything recorded in "
                       f"{'them' if len(chosen) != 1 else 'it'} from {path}?", abort=True, err=True)
-    with Store(path) as store:
-        counts = store.purge([info.id for info in chosen])
+    if is_central(path):
+        counts = purge_central(str(path), [info.id for info in chosen])
+        after = "PostgreSQL frees their space at its next VACUUM"
+    else:
+        with Store(path) as store:
+            counts = store.purge([info.id for info in chosen])
+        after = f"{path} is now {Path(path).stat().st_size / 1e6:.2f} MB"
     click.echo(f"deleted {counts['sessions']} session{'s' if counts['sessions'] != 1 else ''} "
                f"({counts['frames']:,} frames, {counts['observations']:,} observations, "
-               f"{counts['participants']:,} participants, {counts['events']:,} events); "
-               f"{path} is now {path.stat().st_size / 1e6:.2f} MB")
+               f"{counts['participants']:,} participants, {counts['events']:,} events); {after}")
+
+
+def _central_url(url: str) -> str:
+    from fer_agent.store.central import check_url, is_central
+
+    if not is_central(url):
+        raise click.BadParameter(f"expected a PostgreSQL URL, postgresql://HOST/DBNAME, got {url!r}")
+    check_url(url)
+    return url
+
+
+@main.command()
+@click.option("--to", "url", required=True, metavar="URL", callback=lambda _ctx, _param, value: _central_url(value),
+              help="The central database, postgresql://HOST/DBNAME (user and password from PGUSER, PGPASSWORD or "
+                   "~/.pgpass).")
+@_database_option
+def sync(url: str, database: str | None) -> None:
+    """Send this computer's finished sessions to the central database.
+
+    Each session goes once, however often sync runs, with everything recorded in it, in one transaction: an
+    interrupted sync leaves no half session, and the next run sends the rest. A session still recording is left
+    alone. The central database records the sending database role as the sessions' owner.
+    """
+    from fer_agent.store.central import sync as send
+    from fer_agent.store.reader import open_database
+
+    path = _database_path(database)
+    open_database(path).close()
+    result = send(path, url)
+    click.echo(f"sent {len(result.sent)} session{'s' if len(result.sent) != 1 else ''}"
+               + (f" ({', '.join(f'{local} as {central}' for local, central in result.sent)})" if result.sent else "")
+               + f"; {result.already} already there; {result.running} still recording, left for a later sync")
+
+
+@main.command("setup-central")
+@click.argument("url", callback=lambda _ctx, _param, value: _central_url(value))
+def setup_central(url: str) -> None:
+    """Create (or migrate) fer-agent's tables in a PostgreSQL database, as its owner.
+
+    Also creates the roles fer_agent_instructor and fer_agent_admin, their grants, and the row-level security that
+    lets each instructor see only their own sessions (an administrator sees all). Then: GRANT fer_agent_instructor TO
+    <role> for each instructor, and GRANT fer_agent_admin TO <role> for each administrator.
+    """
+    from fer_agent.store.central import connect, setup
+    from fer_agent.store.writer import MIGRATIONS
+
+    conn = connect(url)
+    try:
+        statements = setup(conn)
+    finally:
+        conn.close()
+    click.echo(f"the central database is at schema version {len(MIGRATIONS)} ({len(statements)} statements run); "
+               "add instructors with GRANT fer_agent_instructor TO <role>, administrators with GRANT fer_agent_admin "
+               "TO <role>")
 
 
 @main.command()

@@ -118,3 +118,42 @@ def xvfb_display():
     yield display
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's postgresql) of this test session, on a Unix socket in a temporary folder,
+    with password authentication: yields (socket folder, superuser password). Skipped where PostgreSQL is not
+    installed (.ci/run installs it). As root, the server runs as the postgres account (it refuses to run as root)."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs the Debian package postgresql)")
+    import tempfile
+
+    binaries = Path(found[-1]).parent
+    # Not under pytest's temporary folder, which only its owner may enter (the server may run as another account).
+    folder = Path(tempfile.mkdtemp(prefix="fer-agent-postgres-"))
+    as_server: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        as_server = ["runuser", "-u", "postgres", "--"]
+    password = "superuser-secret"
+    (folder / "password").write_text(password + "\n")
+    if as_server:
+        shutil.chown(folder / "password", "postgres")
+    subprocess.run([*as_server, str(binaries / "initdb"), "-D", str(folder / "data"), "-U", "postgres",
+                    "--pwfile", str(folder / "password"), "-A", "scram-sha-256"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([*as_server, str(binaries / "pg_ctl"), "-D", str(folder / "data"), "-w", "-l", str(folder / "log"),
+                    "-o", f"-k {folder} -c listen_addresses=''", "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield folder, password
+    finally:
+        subprocess.run([*as_server, str(binaries / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from rich import box
@@ -22,8 +23,16 @@ from rich.table import Table
 from fer_agent.clock import clock, local_time
 from fer_agent.errors import StoreError
 from fer_agent.labels import EMOTIONS
+from fer_agent.store.central import central_reading, is_central
 from fer_agent.store.database import connect_read_only, inspect, is_damage, salvage_hint
 from fer_agent.store.writer import MIGRATIONS
+
+
+class Readable(Protocol):
+    """What the readers read through: a read-only SQLite connection, or a central database's reader
+    (:class:`fer_agent.store.central.CentralReader`)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,14 @@ def open_database(path: str | Path) -> sqlite3.Connection:
 
 
 @contextlib.contextmanager
-def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
+def reading(path: str | Path) -> Iterator[Readable]:
     """``open_database`` as a context manager that closes the connection, and turns a read that fails on a damaged
-    page (one ``quick_check`` did not see) into one clear error."""
+    page (one ``quick_check`` did not see) into one clear error. A ``postgresql://`` URL reads the central database
+    (what the connecting role may see of it)."""
+    if is_central(path):
+        with central_reading(str(path)) as central:
+            yield central
+        return
     conn = open_database(path)
     try:
         yield conn
@@ -126,7 +140,8 @@ def reading(path: str | Path) -> Iterator[sqlite3.Connection]:
 _COUNTED = ("frames", "dropped", "participants", "duration")
 _SESSION_COLUMNS = [field.name for field in fields(SessionInfo) if field.name not in _COUNTED]
 _SESSIONS = f"""
-SELECT {", ".join(f"s.{name}" for name in _SESSION_COLUMNS)}, COUNT(f.id), COALESCE(SUM(f.dropped), 0), MAX(f.time),
+SELECT {", ".join(f"s.{name}" for name in _SESSION_COLUMNS)}, COUNT(f.id),
+       CAST(COALESCE(SUM(f.dropped), 0) AS INTEGER), MAX(f.time),
        (SELECT COUNT(*) FROM participants p WHERE p.session_id = s.id)
 FROM sessions s LEFT JOIN frames f ON f.session_id = s.id
 {{where}}
@@ -153,11 +168,11 @@ def sessions_table(title: str, sessions: list[SessionInfo]) -> Table:
     return table
 
 
-def list_sessions(conn: sqlite3.Connection) -> list[SessionInfo]:
+def list_sessions(conn: Readable) -> list[SessionInfo]:
     return [_session_info(row) for row in conn.execute(_SESSIONS.format(where=""))]
 
 
-def session_info(conn: sqlite3.Connection, session_id: int | None) -> SessionInfo:
+def session_info(conn: Readable, session_id: int | None) -> SessionInfo:
     """The session ``session_id``, or the latest one when None; unknown ids and empty databases are errors."""
     if session_id is None:
         row = conn.execute(_SESSIONS.format(where="WHERE s.id = (SELECT MAX(id) FROM sessions)")).fetchone()
@@ -174,7 +189,7 @@ def session_info(conn: sqlite3.Connection, session_id: int | None) -> SessionInf
     return _session_info(row)
 
 
-def select_sessions(conn: sqlite3.Connection, session_id: int | None, older_than_days: float | None,
+def select_sessions(conn: Readable, session_id: int | None, older_than_days: float | None,
                     now: datetime.datetime | None = None) -> list[SessionInfo]:
     """Session ``session_id`` (an error when unknown), or every session that started more than ``older_than_days``
     days before ``now``."""
@@ -191,7 +206,7 @@ def _started(info: SessionInfo) -> datetime.datetime:
     return started if started.tzinfo else started.astimezone()
 
 
-def load_session(conn: sqlite3.Connection, session_id: int | None) -> SessionData:
+def load_session(conn: Readable, session_id: int | None) -> SessionData:
     """Everything the report needs of one session (the latest when ``session_id`` is None)."""
     info = session_info(conn, session_id)
     # Schema version 1 had no lost views: its writer's migration to version 2 marks every frame observed, and a reader

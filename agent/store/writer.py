@@ -15,9 +15,11 @@ frame or face image is ever stored: boxes, scores, probabilities and labels only
 from __future__ import annotations
 
 import datetime
+import getpass
 import logging
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -116,8 +118,27 @@ def _migration_4(db: Database) -> None:
     db.table("sessions").create_index(["content_sha256"])
 
 
+def _migration_5(db: Database) -> None:
+    """Sessions that travel (``fer-agent sync`` to a central database): each has a ``uid`` of its own, the same
+    wherever it is copied, and an ``owner`` (here the computer account that recorded it; in a central database, the
+    database role that sent it). Sessions recorded before get a new uid and their file's owner."""
+    db.execute("ALTER TABLE sessions ADD COLUMN uid TEXT")
+    db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT")
+    for (session_id,) in db.execute("SELECT id FROM sessions").fetchall():
+        db.execute("UPDATE sessions SET uid = ?, owner = ? WHERE id = ?", [uuid.uuid4().hex, _owner(), session_id])
+    db.execute("CREATE UNIQUE INDEX idx_sessions_uid ON sessions (uid)")
+
+
+def _owner() -> str:
+    """The computer account fer-agent runs under."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
 # Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit a released migration.
-MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+MIGRATIONS: list[Callable[[Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 
 
 def schema_version(db: Database) -> int:
@@ -229,7 +250,7 @@ class Store(Resource):
         row = {
             "started_at": _now(), "status": "running", "source": source, "fps": fps, "model_version": model_version,
             "model_accuracy": model_accuracy, "detector": detector, "pid": os.getpid(),
-            "content_sha256": content_sha256, "settings": settings,
+            "content_sha256": content_sha256, "settings": settings, "uid": uuid.uuid4().hex, "owner": _owner(),
         }
         return self._write("the session", lambda: _insert(self.db, "sessions", row))
 
