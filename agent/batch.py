@@ -14,6 +14,7 @@ that a killed run left unfinished.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import hashlib
 import json
@@ -21,10 +22,12 @@ import logging
 import os
 import pickle
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -36,7 +39,7 @@ from fer_agent import installed_version
 from fer_agent.capture.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageSource, VideoSource
 from fer_agent.checksum import sha256_of
 from fer_agent.clock import clock
-from fer_agent.errors import FerAgentError
+from fer_agent.errors import FerAgentError, StoreError
 from fer_agent.paths import model_test_accuracy
 from fer_agent.session import Recorder
 from fer_agent.store.central import analysed as central_analysed
@@ -265,24 +268,30 @@ def plan_chunks(recording: Recording, fps: float, chunk_seconds: float) -> list[
             for index, start in enumerate(starts)]
 
 
-_analyzers: dict[Settings, Analyzer] = {}
+# Each worker thread's analyzers (a Dask worker may run several threads; an analyzer follows one chunk at a time),
+# and every analyzer of this process, closed at its exit.
+_local = threading.local()
+_every_analyzer: list[Analyzer] = []
 
 
 def _close_analyzers() -> None:
-    for analyzer in _analyzers.values():
+    for analyzer in _every_analyzer:
         analyzer.close()
 
 
 def _analyzer_for(settings: Settings) -> Analyzer:
-    """This worker process's analyzer for these settings, loaded on its first chunk and kept for the next ones."""
-    if not _analyzers:
-        # Closed before the worker's interpreter goes, while MediaPipe can still close its graphs.
-        atexit.register(_close_analyzers)
-    if settings not in _analyzers:
-        _analyzers[settings] = Analyzer.from_options(
+    """This worker thread's analyzer for these settings, loaded on its first chunk and kept for the next ones."""
+    analyzers: dict[Settings, Analyzer] = getattr(_local, "analyzers", None) or {}
+    _local.analyzers = analyzers
+    if settings not in analyzers:
+        if not _every_analyzer:
+            # Closed before the worker's interpreter goes, while MediaPipe can still close its graphs.
+            atexit.register(_close_analyzers)
+        analyzers[settings] = Analyzer.from_options(
             settings.detector_model, settings.discovery_model, settings.emotion_model, threads=1,
             names=settings.names, text_models=(settings.text_detector_model, settings.text_recognizer_model))
-    return _analyzers[settings]
+        _every_analyzer.append(analyzers[settings])
+    return analyzers[settings]
 
 
 def analyse_chunk(chunk: Chunk, settings: Settings) -> ChunkResult:
@@ -347,8 +356,11 @@ def default_cache() -> Path:
     return Path(platformdirs.user_cache_dir("fer-agent")) / "batch"
 
 
-def _recording_key(sha256: str, settings_key: str) -> str:
-    return hashlib.sha256(f"{sha256}\0{settings_key}\0{installed_version()}".encode()).hexdigest()[:32]
+def _recording_key(sha256: str, settings_key: str, chunk_seconds: float) -> str:
+    """The cache folder of a recording's chunks: its content, the settings, the chunk length (the chunks' times) and
+    this fer-agent's version."""
+    text = f"{sha256}\0{settings_key}\0{chunk_seconds!r}\0{installed_version()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def write_session(store: Store, recording: Recording, sha256: str, settings: Settings, settings_key: str,
@@ -359,25 +371,36 @@ def write_session(store: Store, recording: Recording, sha256: str, settings: Set
     session_id = 0
     error = None
     places: dict[tuple[int, int], int] = {}
-    for index, result in enumerate(results):
-        if recorder is None:
-            session_id = store.start_session(recording.name, settings.fps, result.model_version,
-                                             model_test_accuracy(Path(settings.emotion_model)), result.detector,
-                                             sha256, settings_key)
-            recorder = Recorder(store, session_id, settings.no_face_seconds)
-        for skipped in result.skipped:
-            recorder.skipped(skipped)
-        for analysis, analysis_ms in result.frames:
-            # Each chunk numbers its places from 1: they become the recording's own numbers.
-            observations = [observation if observation.place is None else replace(
-                observation, place=places.setdefault((index, observation.place), len(places) + 1))
-                for observation in analysis.observations]
-            recorder.record(replace(analysis, observations=observations), analysis_ms)
-        if result.error:
-            error = result.error
-            break
+    try:
+        for index, result in enumerate(results):
+            if result.error:
+                error = result.error if result.error.startswith(recording.name) else f"{recording.name}: " \
+                                                                                     f"{result.error}"
+            if recorder is None:
+                if not result.frames:
+                    break
+                session_id = store.start_session(recording.name, settings.fps, result.model_version,
+                                                 model_test_accuracy(Path(settings.emotion_model)), result.detector,
+                                                 sha256, settings_key)
+                recorder = Recorder(store, session_id, settings.no_face_seconds)
+            for skipped in result.skipped:
+                recorder.skipped(skipped)
+            for analysis, analysis_ms in result.frames:
+                # Each chunk numbers its places from 1: they become the recording's own numbers.
+                observations = [observation if observation.place is None else replace(
+                    observation, place=places.setdefault((index, observation.place), len(places) + 1))
+                    for observation in analysis.observations]
+                recorder.record(replace(analysis, observations=observations), analysis_ms)
+            if error:
+                break
+    except BaseException:
+        # Stopped while writing (Ctrl-C, a full disk): no half session is left; the chunks stay in the cache.
+        if recorder is not None:
+            with contextlib.suppress(StoreError):
+                store.purge([session_id])
+        raise
     if recorder is None:
-        raise BatchError(f"{recording.name}: nothing was analysed")
+        raise BatchError(error or f"{recording.name}: nothing was analysed")
     status = "failed" if error else "finished"
     store.finish_session(session_id, status, error)
     return Outcome(recording, recording.name, "failed" if error else "analysed", session_id, recorder.frames,
@@ -385,21 +408,31 @@ def write_session(store: Store, recording: Recording, sha256: str, settings: Set
 
 
 
-def _client(cluster: str | None, workers: int | None):
+@contextlib.contextmanager
+def _client(cluster: str | None, workers: int | None) -> Iterator[Any]:
     """A Dask client: of the scheduler at ``cluster``, or of a local cluster started here (``workers`` processes,
-    one per core by default, each one thread)."""
+    one per core by default, each one thread), closed with it."""
     from distributed import Client, LocalCluster
 
     if cluster:
         try:
-            return Client(cluster, timeout="20s")
+            client = Client(cluster, timeout="20s")
         except (OSError, TimeoutError) as error:
             raise BatchError(f"cannot reach the Dask scheduler at {cluster} ({error}); start it with `dask scheduler` "
-                             "and its workers with `dask worker ADDRESS`, or leave out --cluster to run here") from None
+                             "and its workers with `dask worker ADDRESS --nthreads 1`, or leave out --cluster to run "
+                             "here") from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise BatchError(f"the Dask scheduler at {cluster} has no workers after a minute; start them with "
+                                 f"`dask worker {cluster} --nthreads 1`") from None
+            yield client
+        return
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    local = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                         dashboard_address=":0", silence_logs=logging.ERROR)
-    return Client(local)
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.ERROR) as local, Client(local) as client:
+        yield client
 
 
 @dataclass
@@ -440,24 +473,39 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path | str, *,
     tell = progress or (lambda *_: None)
     central_url = str(database) if is_central(database) else None
     # A central database's sessions are written here first, then sent (``fer-agent sync``) and removed from here.
-    staging = chunk_cache.folder / "central-staging.db"
+    staging = chunk_cache.folder / f"central-{hashlib.sha256(str(database).encode()).hexdigest()[:16]}.db"
     with Store(staging if central_url else database) as store:
 
         def send() -> dict[int, int]:
-            """Send the staging database's ended sessions to the central one; their central ids."""
+            """Send the staging database's written sessions (finished, or failed part-way) to the central one and
+            remove them here; their central ids. A session a killed batch left half-written (now "interrupted") is
+            removed without being sent: its recording is analysed again."""
             if central_url is None:
                 return {}
+            half = [row[0] for row in store.db.execute("SELECT id FROM sessions WHERE status = 'interrupted'")]
+            if half:
+                store.purge(half)
             sent = dict(central_sync(store.path, central_url).sent)
-            ended = [row[0] for row in store.db.execute("SELECT id FROM sessions WHERE status != 'running'")]
-            if ended:
-                store.purge(ended)
+            if sent:
+                store.purge(list(sent))
             return sent
 
         send()
         jobs: list[_Job] = []
+        hashes: dict[str, str] = {}
         for order, recording in enumerate(recordings):
             tell(f"hashing {recording.path.name}", 0, 0, order, len(recordings))
-            sha256 = content_sha256(recording)
+            try:
+                sha256 = content_sha256(recording)
+            except OSError as error:
+                summary.outcomes.append(Outcome(recording, recording.name, "failed",
+                                                message=f"{recording.name}: cannot read it ({error.strerror})"))
+                continue
+            if sha256 in hashes:
+                summary.outcomes.append(Outcome(recording, recording.name, "already analysed",
+                                                message=f"the same content as {hashes[sha256]}"))
+                continue
+            hashes[sha256] = recording.name
             if central_url:
                 finished, unfinished = central_analysed(central_url, sha256, settings_key)
             else:
@@ -470,7 +518,7 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path | str, *,
                     central_purge(central_url, unfinished)
                 else:
                     store.purge(unfinished)
-            key = _recording_key(sha256, settings_key)
+            key = _recording_key(sha256, settings_key, chunk_seconds)
             job = _Job(order, recording, sha256, key, plan_chunks(recording, settings.fps, chunk_seconds))
             job.done = {chunk.index for chunk in job.chunks if chunk_cache.has(key, chunk.index)}
             job.reused = len(job.done)
@@ -490,7 +538,12 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path | str, *,
                 outcome = Outcome(job.recording, job.recording.name, "failed", message=str(error))
             outcome.chunks_reused = job.reused
             if central_url and outcome.session_id is not None:
-                outcome.session_id = send().get(outcome.session_id)
+                try:
+                    outcome.session_id = send().get(outcome.session_id)
+                except StoreError as error:
+                    outcome.session_id = None
+                    outcome.message = (f"analysed, but not sent yet ({error}); it waits in {store.path} and the next "
+                                       "batch with this --db and --cache sends it")
             summary.outcomes.append(outcome)
             if outcome.status == "analysed":
                 chunk_cache.drop(job.key)
@@ -504,11 +557,6 @@ def run_batch(paths: Iterable[str], settings: Settings, database: Path | str, *,
             from distributed import as_completed
 
             with _client(cluster, workers) as client:
-                try:
-                    client.wait_for_workers(1, timeout=60)
-                except TimeoutError:
-                    raise BatchError(f"the Dask scheduler at {cluster} has no workers after a minute; start them with "
-                                     f"`dask worker {cluster}`") from None
                 summary.workers = len(client.scheduler_info().get("workers", {}))
                 futures = {}
                 for job in waiting:

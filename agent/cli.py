@@ -398,8 +398,14 @@ def _any_database_option(command):
 
 
 def _database_path(database: str | None) -> Path:
+    """``--db`` of a command that works on a SQLite file only."""
+    from fer_agent.store.central import is_central
     from fer_agent.store.writer import default_database
 
+    if is_central(database):
+        raise click.BadParameter("this command works on a SQLite file; record into one (the default, or --db PATH), "
+                                 "then send it to the central database with fer-agent sync --to URL",
+                                 param_hint="'--db'")
     return Path(database) if database else default_database()
 
 
@@ -818,10 +824,16 @@ def sync(url: str, database: str | None) -> None:
     alone. The central database records the sending database role as the sessions' owner.
     """
     from fer_agent.store.central import sync as send
+    from fer_agent.store.database import inspect
     from fer_agent.store.reader import open_database
+    from fer_agent.store.writer import MIGRATIONS, Store
 
     path = _database_path(database)
     open_database(path).close()
+    if inspect(path, len(MIGRATIONS)).version < len(MIGRATIONS):
+        # Written by an older fer-agent: brought up to date first (as any command that writes to it would).
+        with Store(path):
+            pass
     result = send(path, url)
     click.echo(f"sent {len(result.sent)} session{'s' if len(result.sent) != 1 else ''}"
                + (f" ({', '.join(f'{local} as {central}' for local, central in result.sent)})" if result.sent else "")

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_agent.batch import Settings, find_recordings, plan_chunks, run_batch
+from fer_agent.batch import Settings, _recording_key, find_recordings, plan_chunks, run_batch
 from fer_agent.paths import default_emotion_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +111,8 @@ def test_recordings_are_found_and_chunked_on_the_sampling_grid(term: Path) -> No
     assert [(c.start, c.end) for c in plan_chunks(recordings[0], fps=3.0, chunk_seconds=13.0)] == [
         (0, 13), (13, None)]
     assert [(c.start, c.end) for c in plan_chunks(recordings[2], fps=1.0, chunk_seconds=1.0)] == [(0, None)]
+    # Chunks cut at other times are cached apart: a re-run with another --chunk does not take them for its own.
+    assert _recording_key("a" * 64, "{}", 600.0) != _recording_key("a" * 64, "{}", 300.0)
 
 
 def test_a_term_on_the_local_cluster(term: Path, detector_env: dict, tmp_path: Path) -> None:

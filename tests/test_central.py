@@ -207,6 +207,9 @@ def test_no_password_on_the_command_line(central: dict) -> None:
         result = run(central, "alice", *args)
         assert result.returncode in (1, 2)
         assert "~/.pgpass" in result.stderr and "PGPASSWORD" in result.stderr
+    # A session is recorded locally, then sent: start does not take a URL for a file name.
+    result = run(central, "alice", "start", "--source", "lecture.mp4", "--db", central["url"])
+    assert result.returncode == 2 and "then send it to the central database with fer-agent sync" in result.stderr
 
 
 def test_batch_and_purge_on_the_central_database(central: dict, tmp_path: Path) -> None:

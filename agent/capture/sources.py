@@ -143,7 +143,7 @@ CONNECT_RETRIES = (0.05, 0.2, 0.5)
 
 def _connect(connect: Callable[[], T], error: type[Exception]) -> T:
     """``connect()``, tried again after each pause of :data:`CONNECT_RETRIES` while it fails with ``error`` saying
-    the connection could not be established (a display that does not exist fails at once)."""
+    the connection could not be established (a display that does not exist is tried as often: under a second)."""
     for pause in CONNECT_RETRIES:
         try:
             return connect()
@@ -273,9 +273,13 @@ class VideoSource(Source):
         next_time = math.ceil(self.start * self.fps - 1e-6) * interval
         index = 0
         if self.start > 0 and self.video_fps > 0:
-            # A frame at or before the chunk's first sample time; OpenCV decodes from the key frame before it.
+            # A frame at or before the chunk's first sample time; OpenCV decodes from the key frame before it. Where
+            # the container cannot seek to that frame exactly (some MPEG-TS files), it is decoded from the start.
             index = int(self.start * self.video_fps)
-            self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+            if not self._capture.set(cv2.CAP_PROP_POS_FRAMES, index) \
+                    or int(self._capture.get(cv2.CAP_PROP_POS_FRAMES)) != index:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                index = 0
         timestamp = 0.0
         read_started = time.perf_counter()
         while self._capture.grab():

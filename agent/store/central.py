@@ -22,6 +22,7 @@ in shell history. No URL or credential is stored.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,11 +127,8 @@ def connect(url: str, autocommit: bool = True) -> Any:
 
 
 def _shown(url: str) -> str:
-    """The URL without any user part, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    """The URL without its user part or parameters, for messages."""
+    return re.sub(r"^([a-z]+://)[^@/]*@", r"\1", url.split("?", 1)[0])
 
 
 def central_version(conn: Any) -> int:
@@ -237,10 +235,12 @@ class CentralReader:
 @contextlib.contextmanager
 def central_reading(url: str) -> Iterator[CentralReader]:
     """The central database, checked to be at this fer-agent's schema version, read in one read-only transaction."""
+    conn = connect(url, autocommit=False)
     import psycopg
 
-    conn = connect(url, autocommit=False)
     try:
+        # One snapshot for every query of a read (a purge meanwhile does not show half-way).
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         require_current(conn, url)
         yield CentralReader(conn)
@@ -262,9 +262,9 @@ def sync(local: Path, url: str) -> SyncResult:
     """Send the local database's sessions that have ended (finished, interrupted or failed; never one still
     recording) to the central database, each in one transaction with everything recorded with it. A session is sent
     once, however often this runs (its ``uid`` is unique there); an interrupted sync leaves no part of a session."""
+    conn = connect(url)
     import psycopg
 
-    conn = connect(url)
     try:
         require_current(conn, url)
         with contextlib.closing(connect_read_only(local)) as source:
