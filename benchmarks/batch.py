@@ -29,6 +29,7 @@ from common import ROOT, footer_line, header_line, table
 from fer_agent.batch import Settings, analyse_chunk, find_recordings, plan_chunks, run_batch
 from fer_agent.paths import default_emotion_model
 from fer_agent.vision.detector_model import resolve_detector_model, resolve_discovery_model
+from tests.galleries import on_canvas
 
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
 SCENES = ["EVOCATION-ITN_2nd_Workshop_7.png", "gommy15_zoom4.PNG", "slavabzb_13.png", "FugiTech_screenshot.png",
@@ -37,19 +38,9 @@ SCENES = ["EVOCATION-ITN_2nd_Workshop_7.png", "gommy15_zoom4.PNG", "slavabzb_13.
 SIZE = (1280, 720)
 
 
-def canvas(name: str) -> np.ndarray:
-    image = cv2.imread(str(GALLERIES / name))
-    scale = min(SIZE[0] / image.shape[1], SIZE[1] / image.shape[0], 1.0)
-    image = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    out = np.full((SIZE[1], SIZE[0], 3), 24, np.uint8)
-    top, left = (SIZE[1] - image.shape[0]) // 2, (SIZE[0] - image.shape[1]) // 2
-    out[top:top + image.shape[0], left:left + image.shape[1]] = image
-    return out
-
-
 def write_lectures(folder: Path, lectures: int, minutes: float, fps: int = 2) -> None:
     random = np.random.default_rng(0)
-    pictures = [canvas(name) for name in SCENES]
+    pictures = [on_canvas(cv2.imread(str(GALLERIES / name)), SIZE) for name in SCENES]
     for lecture in range(lectures):
         writer = cv2.VideoWriter(str(folder / f"lecture-{lecture + 1}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                  SIZE)

@@ -76,3 +76,17 @@ def digest(name: str) -> str:
 def load_names() -> dict[str, list[dict]]:
     """Per screenshot, its required faces in gt.json's order: ``{"face": [cx, cy, w], "name": digest or None}``."""
     return json.loads(NAMES_TRUTH.read_text())
+
+
+def on_canvas(image, size: tuple[int, int] = (1280, 720)):
+    """A screenshot (an image array [H, W, 3]) centred on a dark canvas of ``size`` (width, height), scaled down to
+    fit: one frame size for a video made of several calls' screenshots."""
+    import cv2
+    import numpy as np
+
+    scale = min(size[0] / image.shape[1], size[1] / image.shape[0], 1.0)
+    image = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    canvas = np.full((size[1], size[0], 3), 24, np.uint8)
+    top, left = (size[1] - image.shape[0]) // 2, (size[0] - image.shape[1]) // 2
+    canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
+    return canvas

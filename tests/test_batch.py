@@ -19,6 +19,7 @@ import pytest
 
 from fer_agent.batch import Settings, _recording_key, find_recordings, plan_chunks, run_batch
 from fer_agent.paths import default_emotion_model
+from tests.galleries import on_canvas
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
@@ -37,13 +38,7 @@ def screenshot(name: str) -> np.ndarray:
     path = GALLERIES / name
     if not path.is_file():
         pytest.skip(f"{path} not found (a checkout with ../shared beside it has the real screenshots)")
-    image = cv2.imread(str(path))
-    scale = min(SIZE[0] / image.shape[1], SIZE[1] / image.shape[0], 1.0)
-    image = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.full((SIZE[1], SIZE[0], 3), 24, np.uint8)
-    top, left = (SIZE[1] - image.shape[0]) // 2, (SIZE[0] - image.shape[1]) // 2
-    canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
-    return canvas
+    return on_canvas(cv2.imread(str(path)), SIZE)
 
 
 def write_lecture(path: Path, scenes: list[tuple[str, int]], fps: int = 2) -> Path:
