@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fer_agent.store.central import TABLES, TYPES, sqlite_schema
-from fer_agent.store.writer import Store
+from fer_agent.store.writer import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERIES = ROOT.parent / "shared" / "datasets" / "galleries"
@@ -149,6 +149,27 @@ def test_a_sync_that_fails_part_way_leaves_no_half_session(central: dict) -> Non
                             "WHERE s.owner = 'bob'").fetchone()[0] == 0
     done = run(central, "bob", "sync", "--to", central["url"], "--db", str(central["laptops"]["bob"]))
     assert done.returncode == 0 and done.stdout.startswith("sent 1 session ("), done.stderr
+
+
+def test_sync_brings_an_older_laptop_database_up_to_date_first(central: dict, tmp_path: Path) -> None:
+    from sqlite_utils import Database
+
+    laptop = tmp_path / "older.db"
+    db = Database(laptop)
+    for version, migration in enumerate(MIGRATIONS[:4], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version = {version}")
+    db.execute("INSERT INTO sessions (started_at, status, source, fps) VALUES ('2026-11-01T10:00:00+00:00', "
+               "'finished', 'lecture.mp4', 1.0)")
+    db.execute("INSERT INTO frames (session_id, time, observed) VALUES (1, 0.0, 1)")
+    db.conn.commit()
+    db.close()
+    result = run(central, "carol", "sync", "--to", central["url"], "--db", str(laptop))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sent 1 session (1 as ")
+    with sqlite3.connect(laptop) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("SELECT uid IS NOT NULL FROM sessions").fetchone()[0] == 1
 
 
 def test_each_instructor_sees_only_their_own_sessions(central: dict) -> None:
