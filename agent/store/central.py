@@ -272,6 +272,7 @@ def sync(local: Path, url: str) -> SyncResult:
             present = {row[0] for row in conn.execute("SELECT uid FROM sessions WHERE uid = ANY(%s)",
                                                       [[uid for uid, _, _ in rows]])}
             result = SyncResult([], 0, 0)
+            schema = sqlite_schema()
             for uid, status, session_id in rows:
                 if status == "running":
                     result.running += 1
@@ -280,7 +281,7 @@ def sync(local: Path, url: str) -> SyncResult:
                 else:
                     try:
                         with conn.transaction():
-                            result.sent.append((session_id, _send(source, conn, session_id)))
+                            result.sent.append((session_id, _send(source, conn, session_id, schema)))
                     except psycopg.errors.UniqueViolation:
                         result.already += 1
         return result
@@ -291,11 +292,10 @@ def sync(local: Path, url: str) -> SyncResult:
         conn.close()
 
 
-def _send(source: sqlite3.Connection, conn: Any, session_id: int) -> int:
+def _send(source: sqlite3.Connection, conn: Any, session_id: int, schema: Schema) -> int:
     """Copy one session and its rows; the rows others refer to get new ids from the central sequences first, so the
     references can be rewritten. The central session's id. (COPY cannot fill a table under row-level security:
     the rows go in as batched INSERTs.)"""
-    schema = sqlite_schema()
     new_ids: dict[str, dict[int, int]] = {}
     for table in TABLES:
         columns = [column.name for column in schema.tables[table] if column.name != "owner"]
