@@ -119,7 +119,9 @@ def test_a_term_on_the_local_cluster(term: Path, detector_env: dict, tmp_path: P
     assert "Traceback" not in result.stderr
     assert "failed: " in result.stdout and "damaged.mp4: cannot read this video" in result.stdout
     assert "3 analysed, 0 already analysed, 1 failed" in result.stdout
-    sessions = query(database, "SELECT source, status, content_sha256 IS NOT NULL, settings FROM sessions ORDER BY id")
+    # Each recording's session is written as it finishes, so the sessions' order is the order the recordings finished.
+    sessions = query(database,
+                     "SELECT source, status, content_sha256 IS NOT NULL, settings FROM sessions ORDER BY source")
     assert [(Path(source).relative_to(term).as_posix(), status, hashed)
             for source, status, hashed, _ in sessions] == [
         ("week1/lecture.mp4", "finished", 1), ("week2/lecture.mp4", "finished", 1), ("week3/shots", "finished", 1)]
