@@ -48,12 +48,9 @@ def dataset_checksums(config: TrainConfig) -> dict[str, str]:
     return {f.name: sha256_of(f) for f in files if f.is_file()}
 
 
-def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str) -> dict:
-    """Write the ONNX model and its card (``<name>.json``); return the card."""
-    checkpoint = load_checkpoint(checkpoint_path)
-    model, config = model_from_checkpoint(checkpoint)
-    onnx_path = Path(onnx_path)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+def probability_graph(model: torch.nn.Module, version: str) -> onnx.ModelProto:
+    """``model`` with its softmax as an ONNX graph of the fer-agent contract: raw grey 0..255 in (any batch size),
+    probabilities in label order out, the labels and version in its metadata."""
     example = torch.rand(2, 1, FACE_SIZE, FACE_SIZE) * 255
     # The exporter warns about torchvision operators (not installed, not used) and torch-internal deprecations.
     registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -83,7 +80,18 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
+    return proto
+
+
+def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, version: str) -> dict:
+    """Write the ONNX model and its card (``<name>.json``); return the card."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    model, config = model_from_checkpoint(checkpoint)
+    onnx_path = Path(onnx_path)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    proto = probability_graph(model, version)
     onnx.save(proto, onnx_path)
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}
     history = checkpoint["history"]
     best = max(history, key=lambda record: record["val_accuracy"])
     card = {
