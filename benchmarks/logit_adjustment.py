@@ -27,6 +27,7 @@ WEAK = ("disgust", "fear", "sad")
 
 
 def adjusted(probabilities: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The probabilities with ``bias`` added to their logarithms (the logits up to a constant), renormalised."""
     logits = np.log(np.clip(probabilities, 1e-12, 1.0)) + bias
     logits -= logits.max(axis=1, keepdims=True)
     exponentials = np.exp(logits)
@@ -49,20 +50,22 @@ def main() -> None:
         probabilities = ensemble_probabilities([args.model], faces.pixels, threads=1, mirror=False)
         splits[split] = (probabilities[counted], truth[counted])
     prior = np.bincount(splits["PublicTest"][1], minlength=len(EMOTIONS)) / len(splits["PublicTest"][1])
+    bias = -np.log(prior)
     rows = []
     for tau in TAUS:
         row: list[object] = [f"{tau:g}"]
         for split, (probabilities, truth) in splits.items():
-            shifted = adjusted(probabilities, -tau * np.log(prior))
-            matrix = confusion_matrix(truth, shifted.argmax(axis=1))
-            _, recall, f1 = per_class_scores(matrix)
-            row += [f"{np.trace(matrix) / matrix.sum():.2%}", f"{f1.mean():.3f}"]
+            matrix = confusion_matrix(truth, adjusted(probabilities, tau * bias).argmax(axis=1))
+            row += [f"{np.trace(matrix) / matrix.sum():.2%}", f"{per_class_scores(matrix)[2].mean():.3f}"]
+        probabilities, truth = splits["PrivateTest"]
+        shifted = adjusted(probabilities, tau * bias)
+        recall = per_class_scores(confusion_matrix(truth, shifted.argmax(axis=1)))[1]
         row += [f"{recall[EMOTIONS.index(name)]:.3f}" for name in WEAK]
         shares = np.bincount(truth, minlength=len(EMOTIONS)) / len(truth)
         row.append(f"{np.abs(shifted.mean(axis=0) - shares).sum() / 2:.3f}")
         rows.append(row)
     print(table(["tau", "PublicTest FER+", "macro-F1", "PrivateTest FER+", "macro-F1",
-                 *(f"{name} recall" for name in WEAK), "mood vs label shares (TVD)"], rows))
+                 *(f"PrivateTest {name} recall" for name in WEAK), "PrivateTest mood vs label shares (TVD)"], rows))
     print(footer_line(fingerprint))
 
 

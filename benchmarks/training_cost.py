@@ -4,8 +4,9 @@
 
 For each network (the shipped one first): parameters, ONNX file size, onnxruntime milliseconds per face at batch 49 on
 one thread (the runtime budget is 1 ms), and the median seconds of one training step (forward, backward and SGD
-update on a batch of 128 random faces, PyTorch on every core), with what that makes for one FER-2013 epoch (225
-steps; data loading, augmentation and the PublicTest pass come on top) and for 50 and 200 epochs.
+update on a batch of 128 random faces, PyTorch on every core), with what that makes for one epoch of the 28,709
+FER-2013 training faces (225 steps; the FER+ targets drop a few faces, and data loading, augmentation and the
+PublicTest pass come on top) and for 50 and 200 epochs.
 """
 
 from __future__ import annotations
