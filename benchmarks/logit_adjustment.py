@@ -18,20 +18,13 @@ import numpy as np
 from common import ROOT, footer_line, header_line, table
 
 from fer_agent.labels import EMOTIONS
+from fer_agent.training.calibration import logits_of, softmax
 from fer_agent.training.data import load_dataset
 from fer_agent.training.distill import ensemble_probabilities
 from fer_agent.training.evaluate import confusion_matrix, per_class_scores
 
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0)
 WEAK = ("disgust", "fear", "sad")
-
-
-def adjusted(probabilities: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """The probabilities with ``bias`` added to their logarithms (the logits up to a constant), renormalised."""
-    logits = np.log(np.clip(probabilities, 1e-12, 1.0)) + bias
-    logits -= logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(logits)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
 def main() -> None:
@@ -55,10 +48,10 @@ def main() -> None:
     for tau in TAUS:
         row: list[object] = [f"{tau:g}"]
         for split, (probabilities, truth) in splits.items():
-            matrix = confusion_matrix(truth, adjusted(probabilities, tau * bias).argmax(axis=1))
+            matrix = confusion_matrix(truth, softmax(logits_of(probabilities) + tau * bias).argmax(axis=1))
             row += [f"{np.trace(matrix) / matrix.sum():.2%}", f"{per_class_scores(matrix)[2].mean():.3f}"]
         probabilities, truth = splits["PrivateTest"]
-        shifted = adjusted(probabilities, tau * bias)
+        shifted = softmax(logits_of(probabilities) + tau * bias)
         recall = per_class_scores(confusion_matrix(truth, shifted.argmax(axis=1)))[1]
         row += [f"{recall[EMOTIONS.index(name)]:.3f}" for name in WEAK]
         shares = np.bincount(truth, minlength=len(EMOTIONS)) / len(truth)

@@ -55,13 +55,20 @@ def reliability(probabilities: np.ndarray, truth: np.ndarray, bins: int = BINS) 
     return Reliability(float(ece), table)
 
 
-def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log p / T)``: what the model would give with its logits divided by T (a softmax's input is its
-    output's logarithm up to a constant, which the softmax drops)."""
-    scaled = np.log(np.clip(probabilities, 1e-12, 1.0)) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exponentials = np.exp(scaled)
+def logits_of(probabilities: np.ndarray) -> np.ndarray:
+    """``log p``: a softmax's input up to a constant per face, which the softmax drops."""
+    return np.log(np.clip(probabilities, 1e-12, 1.0))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exponentials = np.exp(shifted)
     return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: what the model would give with its logits divided by T."""
+    return softmax(logits_of(probabilities) / temperature)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, truth: np.ndarray, temperature: float) -> float:
