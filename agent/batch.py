@@ -180,9 +180,9 @@ class BatchSummary:
 
 def find_recordings(paths: Iterable[str], fps: float = 1.0) -> tuple[list[Recording], list[Outcome]]:
     """The recordings that ``paths`` name: video files; folders, searched recursively for videos and for folders of
-    screenshots (a folder with images in it is one recording); list files (.txt, .list: one path per line, relative
-    to the list's folder; # starts a comment); and glob patterns (``**`` recursive). What cannot be read is an
-    outcome of its own (failed, with the reason), so one bad file does not stop the others."""
+    screenshots (a folder with images in it is one recording); list files (.txt, .list, .lst: one path per line,
+    relative to the list's folder; # starts a comment); and glob patterns (``**`` recursive). What cannot be read is
+    an outcome of its own (failed, with the reason), so one bad file does not stop the others."""
     recordings: list[Recording] = []
     failures: list[Outcome] = []
     seen: set[Path] = set()

@@ -522,8 +522,8 @@ def batch(paths: tuple[str, ...], cluster: str | None, workers: int | None, chun
     """Analyse recorded lectures, each into one session, on a Dask cluster (local by default).
 
     PATH: video files, folders (searched recursively for videos, and for folders of screenshots, each one
-    recording), list files (.txt: one path per line), or glob patterns. A recording already analysed with the same
-    settings is skipped; a stopped batch continues where it stopped when run again.
+    recording), list files (.txt, .list, .lst: one path per line), or glob patterns. A recording already analysed
+    with the same settings is skipped; a stopped batch continues where it stopped when run again.
     """
     _require_batch_extra()
     from rich.console import Console
