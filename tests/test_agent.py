@@ -138,7 +138,10 @@ def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env:
     assert result.returncode == 0, result.stderr
     assert "finished" in result.stdout
     frames = rows(database, "SELECT tiles, faces, dropped FROM frames")
-    assert 3 <= len(frames) <= 6
+    times = [at for (at,) in rows(database, "SELECT time FROM frames ORDER BY time")]
+    # Frames of the first 5 seconds only, at 1 per second: each tick is either a frame or counted as dropped.
+    assert len(frames) >= 2 and times[-1] < 5 and times == sorted(set(times))
+    assert 4 <= len(frames) + sum(dropped for _, _, dropped in frames) <= 6
     # Not a terminal: no live view drawn, one line per minute instead.
     assert f"minute 1: {len(frames)} frames observed" in result.stdout and "class mood" not in result.stderr
     # 10 cameras on, 2 off: the participants are the faces (a camera-off tile never showed one).
@@ -215,14 +218,15 @@ def test_kill_9_then_restart_on_the_same_database(happy_faces: np.ndarray, detec
     assert rows(database, "SELECT COUNT(*) FROM frames WHERE session_id = 2") == [(3,)]
 
 
-@pytest.mark.parametrize("stop, reason", [(signal.SIGTERM, "stopped by SIGTERM"),
+@pytest.mark.parametrize("stop, reason", [(signal.SIGINT, "stopped by the user (Ctrl-C)"),
+                                          (signal.SIGTERM, "stopped by SIGTERM"),
                                           (signal.SIGHUP, "stopped by SIGHUP (the terminal was closed)")])
 @pytest.mark.e2e
-def test_sigterm_and_sighup_close_the_session(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path,
-                                              stop: int, reason: str) -> None:
-    """A real process stopped mid-session by SIGTERM (logging out, kill, a service manager) or SIGHUP (the terminal
-    window closed): the session is closed with its reason, ended at its last frame, every written frame kept, and a
-    report can be made at once."""
+def test_stop_signals_close_the_session(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path,
+                                        stop: int, reason: str) -> None:
+    """A real process stopped mid-session by Ctrl-C (SIGINT), SIGTERM (logging out, kill, a service manager) or SIGHUP
+    (the terminal window closed): the session is closed with its reason, ended at its last frame, every written
+    frame kept, and a report can be made at once."""
     video = tmp_path / "long.mp4"
     write_gallery_video(video, happy_faces, seconds=40, fps=1, count=4, size=(960, 540))
     database = tmp_path / "class.db"
@@ -246,17 +250,23 @@ def test_sigterm_and_sighup_close_the_session(happy_faces: np.ndarray, detector_
 
 
 @pytest.mark.e2e
-def test_no_faces_for_minutes_is_an_event(detector_env: dict, tmp_path: Path) -> None:
+def test_no_faces_for_minutes_is_an_event(happy_faces: np.ndarray, detector_env: dict, tmp_path: Path) -> None:
+    """12 s of an empty screen, then a gallery of 4: no_faces after the 6 s asked for, faces_back when they come."""
+    gallery = cv2.cvtColor(render_gallery(participants_from_faces(happy_faces, 4, seed=1)).image, cv2.COLOR_RGB2BGR)
+    height, width = gallery.shape[:2]
     video = tmp_path / "empty.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 1, (640, 360))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 1, (width, height))
     for _ in range(12):
-        writer.write(np.full((360, 640, 3), 40, np.uint8))
+        writer.write(np.full((height, width, 3), 40, np.uint8))
+    for _ in range(3):
+        writer.write(gallery)
     writer.release()
     database = tmp_path / "class.db"
     result = agent("start", "--source", str(video), "--db", str(database), "--quiet", "--no-face-minutes", "0.1",
                    env=detector_env)
     assert result.returncode == 0, result.stderr
-    assert rows(database, "SELECT kind, time, detail FROM events") == [("no_faces", 6.0, "no face found for 6 s")]
+    assert rows(database, "SELECT kind, time, detail FROM events") == [("no_faces", 6.0, "no face found for 6 s"),
+                                                                       ("faces_back", 12.0, "4 faces")]
 
 
 @pytest.mark.e2e

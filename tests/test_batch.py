@@ -154,6 +154,33 @@ def test_a_term_on_the_local_cluster(term: Path, detector_env: dict, tmp_path: P
     assert query(database, "SELECT COUNT(*) FROM sessions") == [(3,)]
 
 
+def test_a_video_that_fails_part_way_is_written_up_to_the_failure_and_tried_again(detector_env: dict,
+                                                                                  tmp_path: Path) -> None:
+    """A recording cut short after 5 of its 14 seconds (its header still declares 14): its session holds the 5
+    frames, is marked failed with the reason, and the next run analyses it again rather than calling it done."""
+    from tests.test_bad_inputs import cut_after_frames, write_avi
+
+    video = tmp_path / "lectures" / "cut.avi"
+    video.parent.mkdir()
+    write_avi(video, seconds=14)
+    cut_after_frames(video, keep=5)
+    database, cache = tmp_path / "term.db", tmp_path / "cache"
+    common = (str(video.parent), "--db", str(database), "--cache", str(cache), "--workers", "1")
+    first = batch(*common, env=detector_env)
+    assert first.returncode == 1, first.stderr
+    assert "0 analysed, 0 already analysed, 1 failed" in first.stdout, first.stdout
+    assert "stopped at 0:04 of its 0:14" in first.stdout
+    [(status, message)] = query(database, "SELECT status, message FROM sessions")
+    assert status == "failed" and "stopped at 0:04 of its 0:14: the file is damaged or cut short" in message
+    assert query(database, "SELECT COUNT(*), MAX(time) FROM frames") == [(5, 4.0)]
+    assert query(database, "SELECT COUNT(*) FROM observations WHERE face = 1")[0][0] > 0
+    again = batch(*common, env=detector_env)
+    assert again.returncode == 1 and "0 analysed, 0 already analysed, 1 failed" in again.stdout, again.stdout
+    # Tried again, and the failed session of the first run replaced, not kept beside the new one.
+    assert query(database, "SELECT COUNT(*), MIN(status) FROM sessions") == [(1, "failed")]
+    assert query(database, "SELECT COUNT(*) FROM frames") == [(5,)]
+
+
 def test_without_chunks_the_rows_are_those_of_start(term: Path, detector_env: dict, tmp_path: Path) -> None:
     lecture = term / "week2" / "lecture.mp4"
     database = tmp_path / "batch.db"
@@ -181,7 +208,8 @@ def test_models_load_once_per_worker(term: Path, detector_env: dict, tmp_path: P
                         cache=tmp_path / "cache")
     (outcome,) = summary.outcomes
     assert outcome.status == "analysed" and outcome.frames == 30
-    # Ten chunks on two worker processes: at most one analyzer (its models loaded) per process.
+    # Ten chunks on two worker processes: at most one analyzer (its models loaded) per process. (A worker keeps
+    # every analyzer it made until it exits, so no two of its analyzers can share an id.)
     assert summary.workers == 2
     assert 1 <= len(summary.analyzers) <= 2
     assert len({worker for worker, _ in summary.analyzers}) == len(summary.analyzers)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_agent.store.central import TABLES, TYPES, sqlite_schema
+from fer_agent.store.central import TABLES, sqlite_schema
 from fer_agent.store.writer import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,18 +87,39 @@ def counts(conn, session_id: int, placeholder: str = "?") -> dict[str, int]:
                                 [session_id]).fetchone()[0] for table in TABLES if table != "sessions"}
 
 
-def test_the_central_schema_is_the_sqlite_schema(central: dict) -> None:
-    schema = sqlite_schema()
+def test_the_central_schema_is_the_sqlite_schema(central: dict, tmp_path: Path) -> None:
+    """Compared with a database file the agent wrote, not with the schema reader the central set-up uses: the same
+    tables, the same columns with their types as the README maps them, the same foreign keys and indexes."""
+    laptop = tmp_path / "laptop.db"
+    with Store(laptop):
+        pass
+    with sqlite3.connect(laptop) as local:
+        tables = [name for (name,) in local.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name "
+                                                    "NOT LIKE 'sqlite_%' ORDER BY name")]
+        version = local.execute("PRAGMA user_version").fetchone()[0]
+        expected_columns = {table: [(name, {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text"}[kind],
+                                     "NO" if not_null or key else "YES")
+                                    for _, name, kind, not_null, _, key in local.execute(f"PRAGMA table_info({table})")]
+                            for table in tables}
+        expected_keys = {(table, row[3], row[2]) for table in tables
+                         for row in local.execute(f"PRAGMA foreign_key_list({table})")}
+        expected_indexes = {name for (name,) in local.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                              "AND name NOT LIKE 'sqlite_%'")}
+    assert sorted(TABLES) == tables and version == sqlite_schema().version
     with psql(central["socket"], "carol", ROLES["carol"]) as conn:
-        assert conn.execute("SELECT version FROM fer_agent_schema").fetchone()[0] == schema.version
-        for table in TABLES:
+        assert conn.execute("SELECT version FROM fer_agent_schema").fetchone()[0] == version
+        for table in tables:
             columns = conn.execute("SELECT column_name, data_type, is_nullable FROM information_schema.columns "
                                    "WHERE table_name = %s ORDER BY ordinal_position", [table]).fetchall()
-            assert columns == [(column.name, TYPES[column.type].lower(),
-                                "NO" if column.not_null or column.primary_key else "YES")
-                               for column in schema.tables[table]], table
+            assert columns == expected_columns[table], table
+        keys = set(conn.execute("""
+            SELECT source.relname, attribute.attname, target.relname FROM pg_constraint c
+            JOIN pg_class source ON source.oid = c.conrelid JOIN pg_class target ON target.oid = c.confrelid
+            JOIN pg_attribute attribute ON attribute.attrelid = c.conrelid AND attribute.attnum = ANY(c.conkey)
+            WHERE c.contype = 'f'""").fetchall())
+        assert keys == expected_keys
         indexes = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
-        assert {index.name for index in schema.indexes} <= indexes
+        assert expected_indexes <= indexes
         assert all(conn.execute("SELECT relrowsecurity FROM pg_class WHERE relname = %s", [table]).fetchone()[0]
                    for table in TABLES)
 
@@ -250,3 +271,35 @@ def test_batch_and_purge_on_the_central_database(central: dict, tmp_path: Path) 
     assert purged.returncode == 0 and "deleted 1 session (6 frames" in purged.stdout, purged.stderr
     with psql(central["socket"], "postgres", central["passwords"]["postgres"]) as conn:
         assert conn.execute("SELECT COUNT(*) FROM frames WHERE session_id = %s", [session_id]).fetchone()[0] == 0
+
+
+def test_a_batch_session_that_cannot_be_sent_waits_for_the_next_batch(central: dict, tmp_path: Path) -> None:
+    """The central database refuses the session's rows while a batch sends it (here: its frames may not be
+    inserted for a while): the batch still ends, the session waits in the staging database in the cache folder, and
+    the next batch with the same --db and --cache sends it, once."""
+    video = lecture(tmp_path / "week2.mp4", "slavabzb_7.png", 4)
+    cache = tmp_path / "cache"
+    args = ("batch", str(video), "--db", central["url"], "--cache", str(cache), "--workers", "1")
+    owner = central["passwords"]["postgres"]
+    with psql(central["socket"], "postgres", owner) as conn:
+        conn.execute("REVOKE INSERT ON frames FROM fer_agent_instructor")
+    try:
+        refused = run(central, "bob", *args)
+    finally:
+        with psql(central["socket"], "postgres", owner) as conn:
+            conn.execute("GRANT INSERT ON frames TO fer_agent_instructor")
+    assert refused.returncode == 0, refused.stderr
+    assert "not sent yet" in refused.stdout + refused.stderr, refused.stdout
+    (staging,) = cache.rglob("central-*.db")
+    with sqlite3.connect(staging) as conn:
+        assert conn.execute("SELECT status, source FROM sessions").fetchall() == [("finished", str(video))]
+    with psql(central["socket"], "bob", ROLES["bob"]) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions WHERE source = %s", [str(video)]).fetchone() == (0,)
+    sent = run(central, "bob", *args)
+    assert sent.returncode == 0, sent.stderr
+    assert "0 analysed, 1 already analysed" in sent.stdout, sent.stdout
+    with sqlite3.connect(staging) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone() == (0,)
+    with psql(central["socket"], "bob", ROLES["bob"]) as conn:
+        (session_id,) = conn.execute("SELECT id FROM sessions WHERE source = %s", [str(video)]).fetchone()
+        assert counts(conn, session_id, "%s")["frames"] == 4

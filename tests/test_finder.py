@@ -4,7 +4,7 @@ synthetic gallery screenshots built from real FER-2013 faces; and the watcher's 
 
 from __future__ import annotations
 
-import time
+import threading
 from pathlib import Path
 
 import cv2
@@ -16,6 +16,7 @@ from fer_agent.vision.analysis import Analyzer
 from fer_agent.vision.detector import FaceDetector
 from fer_agent.vision.discovery import FaceDiscovery
 from fer_agent.vision.finder import FaceFinder
+from fer_agent.vision.watch import DISCOVERY_SECONDS
 from tests.conftest import ROOT, SHIPPED_MODEL
 from tests.galleries import load_truth, score
 from tests.synthetic import participants_from_faces, render_gallery, tile_boxes
@@ -247,10 +248,24 @@ def test_view_lost_and_back(test_faces, detector_model_path: Path, discovery_mod
 
 
 @pytest.mark.e2e
+def test_a_smaller_layout_is_a_view_change(test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
+    """A gallery of 9 replaced by a layout of 3 other faces in other places (fewer than half come back at once): a
+    view_changed event, the frame still observed, and the 3 faces followed from then on."""
+    faces, _ = test_faces
+    nine = render_gallery(participants_from_faces(faces, 9, seed=2)).image
+    three = render_gallery(participants_from_faces(faces[200:], 3, seed=4)).image
+    with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL) as analyzer:
+        seen = [analyzer.analyze(Frame(image, float(t), "g")) for t, image in enumerate([nine] * 2 + [three] * 2)]
+    assert [a.faces for a in seen] == [9, 9, 3, 3] and all(a.observed for a in seen)
+    assert [a.event for a in seen] == [None, None, ("view_changed", "9 -> 3 faces: the call's layout changed"), None]
+
+
+@pytest.mark.e2e
 def test_background_discovery_finds_a_camera_turned_on_without_holding_up_a_frame(
         test_faces, detector_model_path: Path, discovery_model_path: Path) -> None:
     """On a live screen the periodic discovery runs beside the frames: a camera turned on in a 5x5 gallery (nothing
-    else moves) is found within the discovery period, and no frame but the first waits for a discovery."""
+    else moves) is found once the discovery period has passed, by CenterFace run on the discovery thread, and no frame
+    but the first runs CenterFace itself."""
     from tests.synthetic import Participant
 
     faces, _ = test_faces
@@ -258,13 +273,31 @@ def test_background_discovery_finds_a_camera_turned_on_without_holding_up_a_fram
     off = people[:-1] + [Participant(people[-1].face, people[-1].name, people[-1].room, camera_on=False)]
     before, after = render_gallery(off).image, render_gallery(people).image
     with Analyzer(detector_model_path, discovery_model_path, SHIPPED_MODEL, live=True) as analyzer:
+        centerface = analyzer.finder.centerface
+        runs: list[str] = []
+        finished = threading.Semaphore(0)
+
+        def recorded(image: np.ndarray) -> list:
+            runs.append(threading.current_thread().name)
+            try:
+                return centerface(image)
+            finally:
+                finished.release()
+
+        analyzer.finder.centerface = recorded  # type: ignore[method-assign]
         first = analyzer.analyze(Frame(before, 0.0, "screen"))
-        assert first.discovered
+        assert first.discovered and runs == [threading.main_thread().name]
+        finished.acquire()
         counts = []
         for second in range(1, 9):
+            started = len(runs)
             analysis = analyzer.analyze(Frame(after, float(second), "screen"))
-            assert analysis.milliseconds["discover"] < 100, analysis.milliseconds
             counts.append(analysis.faces)
-            time.sleep(0.4)
+            if len(runs) > started:
+                # Let the background run end before the next frame, so the frame that takes its result is known.
+                assert finished.acquire(timeout=120)
+    assert runs[0] == threading.main_thread().name
+    assert len(runs) == 2 and runs[1].startswith("discovery"), runs
     assert counts[0] == first.faces and counts[-1] == first.faces + 1
-    assert counts.index(first.faces + 1) <= 5, counts
+    # Started by the frame DISCOVERY_SECONDS after the first, taken by the frame after it.
+    assert 1 + counts.index(first.faces + 1) == DISCOVERY_SECONDS + 1, counts

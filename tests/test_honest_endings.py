@@ -187,6 +187,8 @@ CASES = [
     ("train", "--weight-decay", ("-0.0005",)),
     ("train", "--label-smoothing", ("-0.1", "1.5")),
     ("train", "--dropout", ("-0.1", "2")),
+    ("train", "--distill", ("-0.1", "1.5")),
+    ("batch", "--chunk", ("0", "-1")),
 ]
 
 
@@ -200,6 +202,7 @@ def command_line(command: str, out: Path, inputs: Path) -> list[str]:
         "export": ["export", "-o", str(out / "export.json"), "--db", str(out / "class.db")],
         "purge": ["purge", "--yes", "--db", str(out / "class.db")],
         "train": ["train", "--data", str(inputs), "--out-dir", str(out / "run")],
+        "batch": ["batch", str(inputs), "--db", str(out / "class.db")],
     }[command]
 
 

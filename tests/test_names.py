@@ -92,7 +92,7 @@ def test_names_keep_identity_through_reorders_and_stay_only_in_the_database(
     first page back reordered again (its six people wear the same virtual background, so their looks are alike):
     with --names each person keeps one participant, named, and the report names them; without --names the database
     file holds none of the names; --pseudonymous leaves them out of the report, and the export never has them; purge
-    takes them out of the file."""
+    takes them out of the file; nothing printed names anyone."""
     other = GALLERIES / "josehermosillaa_grupo.jpg"
     orders: list[list[int] | None] = [[0, 1, 2, 3, 4, 5], [4, 2, 0, 5, 3, 1], None, [1, 5, 3, 0, 2, 4]]
     frames = tmp_path / "call"
@@ -101,9 +101,11 @@ def test_names_keep_identity_through_reorders_and_stay_only_in_the_database(
         page = cv2.imread(str(other)) if order is None else reordered(call_picture, order)
         cv2.imwrite(str(frames / f"{number}.png"), page)
     named, plain = tmp_path / "named.db", tmp_path / "plain.db"
+    printed = ""
     for database, extra in ((named, ["--names"]), (plain, [])):
         result = agent("start", "--source", str(frames), "--db", str(database), *extra, env=detector_env)
         assert result.returncode == 0, result.stderr
+        printed += result.stdout + result.stderr
     # The first page's six people, each with their name, and the other page's people besides.
     first = dict(rows(named, "SELECT participant_id, name FROM observations JOIN participants "
                              "ON participants.id = participant_id WHERE frame_id = 1"))
@@ -122,9 +124,10 @@ def test_names_keep_identity_through_reorders_and_stay_only_in_the_database(
             slot = max(i for i, (x0, y0) in enumerate(slots) if x0 <= x + w / 2 and y0 <= y + h / 2)
             assert holder.setdefault(order[slot], participant) == participant, (frame_id, slot)
     assert len(holder) == 6 and set(holder.values()) == set(first)
-    # Names only where asked for, and only in the database.
+    # Names only where asked for, and only in the database: not in the terminal's event and per-minute lines.
+    assert "minute 1:" in printed, printed
     for name in names.values():
-        assert name.encode() not in file_bytes(plain)
+        assert name.encode() not in file_bytes(plain) and name not in printed
     assert rows(plain, "SELECT COUNT(*) FROM participants WHERE name IS NOT NULL") == [(0,)]
     report, hidden = tmp_path / "named.html", tmp_path / "hidden.html"
     assert agent("report", "--db", str(named), "-o", str(report), env=detector_env).returncode == 0

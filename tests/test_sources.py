@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import cv2
@@ -105,16 +104,37 @@ def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
         open_source("screen")
 
 
+class FakeClock:
+    """A clock that moves only when slept on or told to (``work``), recording each sleep asked for."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def work(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_pacing_skips_missed_ticks_instead_of_queueing() -> None:
-    pace = Paced(fps=20)
+    clock = FakeClock()
+    pace = Paced(fps=20, clock=clock, sleep=clock.sleep)
+    assert pace.wait() == 0 and clock.sleeps == []
+    clock.work(0.01)
     assert pace.wait() == 0
+    assert clock.sleeps == [pytest.approx(0.04)] and clock.now == pytest.approx(100.05)
+    clock.work(0.26)  # a frame that took five intervals of 50 ms and a bit: those ticks are gone
+    assert pace.wait() == 5
+    assert clock.sleeps[-1] == pytest.approx(0.04)  # to the next tick on the grid, not five ticks queued
+    assert clock.now == pytest.approx(100.35)
     assert pace.wait() == 0
-    time.sleep(0.26)  # five intervals of 50 ms and a bit: those ticks are gone
-    missed = pace.wait()
-    assert 4 <= missed <= 6
-    started = time.monotonic()
-    assert pace.wait() == 0
-    assert time.monotonic() - started <= 0.06
+    assert clock.sleeps[-1] == pytest.approx(0.05) and clock.now == pytest.approx(100.40)
 
 
 def test_frame_validates_its_image() -> None:

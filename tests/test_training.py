@@ -24,11 +24,15 @@ from fer_agent.training.train import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     TrainConfig,
+    accuracy,
     build_model,
+    class_weights,
     load_checkpoint,
     model_from_checkpoint,
+    predict_probabilities,
     seed_everything,
     train,
+    validation_labels,
 )
 from fer_agent.vision.classifier import EmotionClassifier
 
@@ -68,6 +72,34 @@ def test_short_run_lowers_the_loss(fer_subset: Path, trained: TrainConfig) -> No
     model, _ = model_from_checkpoint(load_checkpoint(Path(trained.out_dir) / LAST_CHECKPOINT))
     after = mean_loss(model, faces.pixels, targets)
     assert after < before - 0.05, (before, after)
+
+
+def test_class_weighting_follows_the_class_shares() -> None:
+    """--class-weighting: 80 happy, 16 sad and 4 disgust faces; a face's loss weight is 1 on average in every scheme,
+    and a disgust face weighs sqrt(20) (sqrt) or 20 (inverse) times a happy one, a sad face sqrt(5) or 5."""
+    labels = np.array([EMOTIONS.index("happy")] * 80 + [EMOTIONS.index("sad")] * 16 + [EMOTIONS.index("disgust")] * 4)
+    targets = np.eye(len(EMOTIONS), dtype=np.float32)[labels]
+    happy, sad, disgust = (EMOTIONS.index(name) for name in ("happy", "sad", "disgust"))
+    for scheme, power in (("none", 0.0), ("sqrt", 0.5), ("inverse", 1.0)):
+        weights = class_weights(targets, scheme)
+        assert (targets @ weights).mean() == pytest.approx(1.0, rel=1e-5), scheme
+        assert weights[disgust] / weights[happy] == pytest.approx((80 / 4) ** power, rel=1e-4), scheme
+        assert weights[sad] / weights[happy] == pytest.approx((80 / 16) ** power, rel=1e-4), scheme
+
+
+@pytest.mark.e2e
+def test_the_best_checkpoint_is_the_epoch_best_on_publictest(fer_subset: Path, trained: TrainConfig) -> None:
+    """best.pt holds the weights of the epoch with the highest PublicTest accuracy (the first, on a tie), and those
+    weights read PublicTest as that epoch recorded."""
+    last = load_checkpoint(Path(trained.out_dir) / LAST_CHECKPOINT)
+    best = load_checkpoint(Path(trained.out_dir) / BEST_CHECKPOINT)
+    recorded = [record["val_accuracy"] for record in last["history"]]
+    assert len(recorded) == trained.epochs and best["epoch"] == 1 + int(np.argmax(recorded))
+    public = load_dataset(fer_subset).split("PublicTest")
+    public = public.subset(np.arange(min(trained.limit or len(public), len(public))))
+    model, _ = model_from_checkpoint(best)
+    measured = accuracy(predict_probabilities(model, public.pixels, torch.device("cpu")), validation_labels(public))
+    assert measured == pytest.approx(recorded[best["epoch"] - 1], abs=1e-9)
 
 
 def test_one_epoch_run_writes_checkpoints(fer_subset: Path, tmp_path: Path) -> None:

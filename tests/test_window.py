@@ -98,6 +98,20 @@ def test_window_text_matching_none_or_several_lists_the_windows(desktop: str, de
 
 
 @pytest.mark.e2e
+def test_check_on_a_minimised_window_says_so(desktop: str, detector_env: dict, tmp_path: Path) -> None:
+    viewer = open_window(desktop, "Zoom Meeting", "800x450+120+60")
+    try:
+        window_manager(desktop, "w.minimize(); time.sleep(1)")
+        result = agent("check", "--window", "zoom", "--save", str(tmp_path / "check.png"),
+                       env={**detector_env, "DISPLAY": desktop})
+    finally:
+        close(viewer)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: the call window is minimised: nothing of the call can be seen"
+    assert not (tmp_path / "check.png").exists()
+
+
+@pytest.mark.e2e
 def test_a_session_follows_the_window_as_it_moves_resizes_and_is_minimised_and_covered(
         desktop: str, detector_env: dict, tmp_path: Path) -> None:
     """The call window moves, is resized, minimised, restored, covered by another window and uncovered, then closed

@@ -95,16 +95,19 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
 
 class Paced:
     """Ticks at ``fps`` on the monotonic clock; ``wait()`` sleeps until the next tick and returns how many ticks were
-    missed since the last call."""
+    missed since the last call. ``clock`` and ``sleep`` are the time functions it uses."""
 
-    def __init__(self, fps: float) -> None:
+    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         if fps <= 0:
             raise ValueError(f"fps: expected > 0, got {fps}")
         self.interval = 1.0 / fps
         self.next_tick: float | None = None
+        self.clock = clock
+        self.sleep = sleep
 
     def wait(self) -> int:
-        now = time.monotonic()
+        now = self.clock()
         if self.next_tick is None:
             self.next_tick = now + self.interval
             return 0
@@ -112,7 +115,7 @@ class Paced:
         if now > self.next_tick:
             missed = int((now - self.next_tick) / self.interval) + 1
             self.next_tick += missed * self.interval
-        time.sleep(max(self.next_tick - time.monotonic(), 0.0))
+        self.sleep(max(self.next_tick - self.clock(), 0.0))
         self.next_tick += self.interval
         return missed
 
