@@ -466,12 +466,19 @@ def start(source: str, region: str | None, window: str | None, duration: float |
     console = Console(stderr=True)
     drawn_on = None if quiet or plain or not console.is_terminal else console
 
-    reasons = {signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
+    reasons = {signal.SIGINT: "stopped by the user (Ctrl-C)",
+               signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
                signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
-
     requests = StopSignals()
-    previous = {number: signal.signal(number, lambda signum, _frame: requests.request(reasons[signal.Signals(signum)]))
-                for number in reasons}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT and requests.reason is not None:
+            # A second Ctrl-C before the first was taken (a frame still being analysed, a capture that hangs):
+            # stop at once, wherever the agent is.
+            raise KeyboardInterrupt
+        requests.request(reasons[signal.Signals(signum)])
+
+    previous = {number: signal.signal(number, on_signal) for number in reasons}
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live, names,
                        (text_detector_model, text_recognizer_model)) as analyzer, \

@@ -59,15 +59,22 @@ class StopRequested(KeyboardInterrupt):
 
 
 class StopSignals:
-    """Stop requests from signals (the CLI's SIGTERM and SIGHUP handlers call ``request``), taken by the session
-    between frames. An exception raised from the handler itself would land wherever the main thread happens to be,
-    inside a library's code too, and leave its objects half built (MediaPipe's ``Image`` then fails in ``__del__``)."""
+    """Stop requests from signals (the CLI's Ctrl-C, SIGTERM and SIGHUP handlers call ``request``), taken by the
+    session between frames; a live source's wait for its next frame (``sleep``) ends at once on a request. An
+    exception raised from the handler itself would land wherever the main thread happens to be, inside a library's
+    code too, and leave its objects half built (MediaPipe's ``Image`` then fails in ``__del__``)."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self._requested = threading.Event()
 
     def request(self, reason: str) -> None:
         self.reason = reason
+        self._requested.set()
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when a stop is asked for meanwhile."""
+        self._requested.wait(seconds)
 
     def check(self) -> None:
         """Raise :class:`StopRequested` when a stop was requested."""
@@ -195,8 +202,8 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
     try:
         if live:
             live.start()
-        iterator = iter(source.frames())
         stop = stop or StopSignals()
+        iterator = iter(source.frames(stop.sleep))
         while True:
             stop.check()
             try:

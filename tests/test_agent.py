@@ -151,6 +151,27 @@ def test_real_screen_capture(gallery_on_screen, xvfb_display: str, detector_env:
 
 
 @pytest.mark.e2e
+def test_ctrl_c_between_frames_of_a_slow_live_session_stops_it_at_once(gallery_on_screen, xvfb_display: str,
+                                                                       detector_env: dict, tmp_path: Path) -> None:
+    """A frame every 100 s of the screen: Ctrl-C while the agent waits for the next one ends the wait, so the
+    session closes then (not 100 s later) with the one frame it has, and no frame is taken after the stop."""
+    database = tmp_path / "class.db"
+    process = spawn("start", "--fps", "0.01", "--db", str(database), "--quiet",
+                    env={**detector_env, "DISPLAY": xvfb_display})
+    try:
+        wait_for_frames(database, 1, process)
+        time.sleep(1.0)  # into the wait for the next frame
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopped by the user (Ctrl-C)" in stdout and "Traceback" not in stderr
+    assert rows(database, "SELECT status, message FROM sessions") == [("finished", "stopped by the user (Ctrl-C)")]
+    assert rows(database, "SELECT COUNT(*) FROM frames") == [(1,)]
+
+
+@pytest.mark.e2e
 def test_the_live_view_in_a_real_80x24_terminal(xvfb_display: str, detector_env: dict, tmp_path: Path) -> None:
     """The real command in tmux at 80x24, watching a real Zoom screenshot on the screen: the screen read back shows
     the whole view, no line past the edge, and every participant."""
@@ -233,7 +254,10 @@ def test_stop_signals_close_the_session(happy_faces: np.ndarray, detector_env: d
     process = spawn("start", "--source", str(video), "--fps", "1", "--db", str(database), "--quiet", env=detector_env)
     wait_for_frames(database, 3, process)
     process.send_signal(stop)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == 0, stderr
     assert reason in stdout and f"data: {database}" in stdout
     assert "Traceback" not in stderr

@@ -124,7 +124,7 @@ class FakeClock:
 
 def test_pacing_skips_missed_ticks_instead_of_queueing() -> None:
     clock = FakeClock()
-    pace = Paced(fps=20, clock=clock, sleep=clock.sleep)
+    pace = Paced(fps=20, now=clock, sleep=clock.sleep)
     assert pace.wait() == 0 and clock.sleeps == []
     clock.work(0.01)
     assert pace.wait() == 0

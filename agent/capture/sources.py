@@ -58,7 +58,7 @@ class Source:
     fps: float
     live = False
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
         raise NotImplementedError
 
     def expected_frames(self) -> int | None:
@@ -94,20 +94,21 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
 
 
 class Paced:
-    """Ticks at ``fps`` on the monotonic clock; ``wait()`` sleeps until the next tick and returns how many ticks were
-    missed since the last call. ``clock`` and ``sleep`` are the time functions it uses."""
+    """Ticks at ``fps`` on the clock ``now`` (the monotonic clock by default); ``wait()`` sleeps until the next tick
+    with ``sleep`` and returns how many ticks were missed since the last call. ``sleep`` may return early, when a stop
+    is asked for: the tick is then taken at once."""
 
-    def __init__(self, fps: float, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, fps: float, now: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if fps <= 0:
             raise ValueError(f"fps: expected > 0, got {fps}")
         self.interval = 1.0 / fps
         self.next_tick: float | None = None
-        self.clock = clock
+        self.now = now
         self.sleep = sleep
 
     def wait(self) -> int:
-        now = self.clock()
+        now = self.now()
         if self.next_tick is None:
             self.next_tick = now + self.interval
             return 0
@@ -115,17 +116,17 @@ class Paced:
         if now > self.next_tick:
             missed = int((now - self.next_tick) / self.interval) + 1
             self.next_tick += missed * self.interval
-        self.sleep(max(self.next_tick - self.clock(), 0.0))
+        self.sleep(max(self.next_tick - self.now(), 0.0))
         self.next_tick += self.interval
         return missed
 
 
-def paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray],
-                 hidden: Callable[[], str] = lambda: "") -> Iterator[Frame]:
-    """Frames of a live source: ``grab()`` at each tick of ``fps``, with the ticks missed before it counted; when
-    ``hidden()`` gives a reason the picture cannot show the call (a window minimised), a frame that holds only that
-    reason instead."""
-    pace = Paced(fps)
+def paced_frames(name: str, fps: float, grab: Callable[[], np.ndarray], hidden: Callable[[], str] = lambda: "",
+                 sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+    """Frames of a live source: ``grab()`` at each tick of ``fps`` (waited for with ``sleep``), with the ticks missed
+    before it counted; when ``hidden()`` gives a reason the picture cannot show the call (a window minimised), a frame
+    that holds only that reason instead."""
+    pace = Paced(fps, sleep=sleep)
     start = time.monotonic()
     while True:
         missed = pace.wait()
@@ -203,8 +204,8 @@ class ScreenSource(Source):
                                "disconnected?") from None
         return np.ascontiguousarray(np.asarray(shot)[:, :, 2::-1])
 
-    def frames(self) -> Iterator[Frame]:
-        return paced_frames(self.name, self.fps, self.grab)
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+        return paced_frames(self.name, self.fps, self.grab, sleep=sleep)
 
     def close(self) -> None:
         try:
@@ -233,8 +234,8 @@ class WebcamSource(Source):
             raise CaptureError(f"{self.name}: the camera stopped delivering frames")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    def frames(self) -> Iterator[Frame]:
-        return paced_frames(self.name, self.fps, self.grab)
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+        return paced_frames(self.name, self.fps, self.grab, sleep=sleep)
 
     def close(self) -> None:
         self._capture.release()
@@ -269,9 +270,10 @@ class VideoSource(Source):
         end = self.duration if self.end is None else min(self.end, self.duration)
         return max(math.ceil(end * self.fps - 1e-6) - math.ceil(self.start * self.fps - 1e-6), 0)
 
-    def frames(self) -> Iterator[Frame]:
-        """The sampled frames; a video whose decoding stops clearly short of the length it declares (damaged, or cut
-        short: a recording that was still being written or copied) ends with a CaptureError after its last frame."""
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+        """The sampled frames, as fast as they are read (``sleep`` is not used); a video whose decoding stops clearly
+        short of the length it declares (damaged, or cut short: a recording that was still being written or copied)
+        ends with a CaptureError after its last frame."""
         interval = 1.0 / self.fps
         next_time = math.ceil(self.start * self.fps - 1e-6) * interval
         index = 0
@@ -349,7 +351,7 @@ class ImageSource(Source):
         taken, self._skipped = self._skipped, []
         return taken
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
         read = 0
         for index, path in enumerate(self.paths):
             read_started = time.perf_counter()

@@ -14,8 +14,9 @@ whose title often shows the command line (and with it the text looked for).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,8 +204,8 @@ class WindowSource(Source):
             return ""
         return f"the call window is covered by another window ({covering.most_common(1)[0][0]}, {share:.0%} of it)"
 
-    def frames(self) -> Iterator[Frame]:
-        return paced_frames(self.name, self.fps, self.grab, self.hidden)
+    def frames(self, sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+        return paced_frames(self.name, self.fps, self.grab, self.hidden, sleep)
 
     def close(self) -> None:
         self._screen.close()
