@@ -466,29 +466,39 @@ def start(source: str, region: str | None, window: str | None, duration: float |
     console = Console(stderr=True)
     drawn_on = None if quiet or plain or not console.is_terminal else console
 
-    reasons = {signal.SIGINT: "stopped by the user (Ctrl-C)",
-               signal.SIGTERM: "stopped by SIGTERM (the system or another program asked the agent to stop)",
-               signal.SIGHUP: "stopped by SIGHUP (the terminal was closed)"}
+    # SIGHUP is not on Windows.
+    reasons = {getattr(signal, name): reason for name, reason in (
+        ("SIGINT", "stopped by the user (Ctrl-C)"),
+        ("SIGTERM", "stopped by SIGTERM (the system or another program asked the agent to stop)"),
+        ("SIGHUP", "stopped by SIGHUP (the terminal was closed)")) if hasattr(signal, name)}
     requests = StopSignals()
 
     def on_signal(signum: int, _frame: object) -> None:
         if signum == signal.SIGINT and requests.reason is not None:
-            # A second Ctrl-C before the first was taken (a frame still being analysed, a capture that hangs):
-            # stop at once, wherever the agent is.
+            # A second Ctrl-C before the first stop was taken (a frame still being analysed): stop at once.
             raise KeyboardInterrupt
-        requests.request(reasons[signal.Signals(signum)])
+        requests.request(reasons[signum])
 
-    previous = {number: signal.signal(number, on_signal) for number in reasons}
+    # Until the session starts, Ctrl-C aborts as usual (loading the models, a first download of them): nothing is
+    # recorded yet. From then on a stop is taken between frames; while the models and the database close, stop
+    # signals are ignored.
+    previous: dict = {}
     try:
         with _analyzer(detector_model, discovery_model, model_path, threads, frame_source.live, names,
                        (text_detector_model, text_recognizer_model)) as analyzer, \
                 Store(path) as store:
-            summary = run_session(
-                frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
-                model_accuracy=model_test_accuracy(Path(model_path)),
-                detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
-                duration=duration, no_face_seconds=no_face_minutes * 60, console=drawn_on,
-                say=None if drawn_on else click.echo, say_events=not quiet, stop=requests)
+            accuracy = model_test_accuracy(Path(model_path))
+            previous = {number: signal.signal(number, on_signal) for number in reasons}
+            try:
+                summary = run_session(
+                    frame_source, analyzer, store, model_version=analyzer.classifier.contract.version,
+                    model_accuracy=accuracy,
+                    detector=f"{analyzer.discovery.model_path.name} + {analyzer.detector.model_path.name}",
+                    duration=duration, no_face_seconds=no_face_minutes * 60, console=drawn_on,
+                    say=None if drawn_on else click.echo, say_events=not quiet, stop=requests)
+            finally:
+                for number in previous:
+                    signal.signal(number, signal.SIG_IGN)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

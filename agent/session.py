@@ -1,10 +1,10 @@
 """The agent's loop: frames from a source -> analysis -> tracker -> store, and the live view.
 
 ``run_session`` only wires the stages together. It ends when the source ends, at ``duration`` seconds (of source
-time: wall time for the screen and webcams, video time for videos), or on KeyboardInterrupt (Ctrl-C; the CLI turns
-SIGTERM and SIGHUP into one too, with their reason), and always closes the session row with its status, so the
-database says how it ended (an error it did not expect, a bug, marks it ``failed`` with the error's type and text, and
-goes on up); a second Ctrl-C while it closes is ignored.
+time: wall time for the screen and webcams, video time for videos), on a stop request between frames (``stop``: the
+CLI's handlers of Ctrl-C, SIGTERM and SIGHUP put theirs there, with the reason), or on KeyboardInterrupt, and always
+closes the session row with its status, so the database says how it ended (an error it did not expect, a bug, marks
+it ``failed`` with the error's type and text, and goes on up); a second Ctrl-C while it closes is ignored.
 """
 
 from __future__ import annotations
@@ -60,21 +60,28 @@ class StopRequested(KeyboardInterrupt):
 
 class StopSignals:
     """Stop requests from signals (the CLI's Ctrl-C, SIGTERM and SIGHUP handlers call ``request``), taken by the
-    session between frames; a live source's wait for its next frame (``sleep``) ends at once on a request. An
-    exception raised from the handler itself would land wherever the main thread happens to be, inside a library's
-    code too, and leave its objects half built (MediaPipe's ``Image`` then fails in ``__del__``)."""
+    session between frames; a live source's wait for its next frame (``sleep``) ends within ``POLL_SECONDS`` of a
+    request. An exception raised from the handler itself would land wherever the main thread happens to be, inside a
+    library's code too, and leave its objects half built (MediaPipe's ``Image`` then fails in ``__del__``). The
+    handler takes no lock (a handler runs on the main thread, which may hold that lock), so ``sleep`` looks at the
+    request between short sleeps instead of waiting on an event."""
+
+    POLL_SECONDS = 0.1
 
     def __init__(self) -> None:
         self.reason: str | None = None
-        self._requested = threading.Event()
 
     def request(self, reason: str) -> None:
         self.reason = reason
-        self._requested.set()
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less when a stop is asked for meanwhile."""
-        self._requested.wait(seconds)
+        end = time.monotonic() + seconds
+        while self.reason is None:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, self.POLL_SECONDS))
 
     def check(self) -> None:
         """Raise :class:`StopRequested` when a stop was requested."""
@@ -228,7 +235,7 @@ def run_session(source: FrameSource, analyzer: Analyzer, store: Store, *, model_
     except StopRequested as request:
         message = request.reason
     except KeyboardInterrupt:
-        message = "stopped by the user (Ctrl-C)"
+        message = (stop.reason if stop else None) or "stopped by the user (Ctrl-C)"
     except CaptureError as error:
         status, message = "failed", str(error)
         store.event(session_id, dashboard.latest.frame.time if dashboard.latest else 0.0, "capture_error", str(error))
