@@ -165,8 +165,9 @@ def _parse_blocks(_ctx: click.Context, _param: click.Parameter, value: str) -> l
               help="standard: flip, rotate, scale, shift, erase. webcam: also head turns, uneven light, blur, sensor "
                    "noise and JPEG blocking, as faces come from compressed webcam video.")
 @click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Distil from this trained ONNX model (repeat for an ensemble): the targets mix in the teachers' "
-                   "mean probabilities over each face and its mirror image.")
+              help="Distil from this trained model, an ONNX file or a training checkpoint (.pt, run on --device) "
+                   "(repeat for an ensemble): the targets mix in the teachers' mean probabilities over each face "
+                   "and its mirror image.")
 @click.option("--distill", default=_trained("distill"), show_default=True, type=FiniteFloat(0, 1),
               help="Weight of the teachers' probabilities in the targets (the rest is the FER+ votes or label).")
 @click.option("--width", default=_trained("width"), show_default=True, type=click.IntRange(min=1),

@@ -206,6 +206,22 @@ def test_ensemble_is_the_mean_over_models_and_mirror_images(fer_subset: Path, we
 
 
 @pytest.mark.e2e
+def test_a_checkpoint_teaches_what_its_onnx_export_teaches(trained: TrainConfig, fer_subset: Path,
+                                                           weak_teacher: Path, tmp_path: Path) -> None:
+    faces = load_dataset(fer_subset).pixels[:64]
+    checkpoint = Path(trained.out_dir) / BEST_CHECKPOINT
+    np.testing.assert_allclose(ensemble_probabilities([checkpoint], faces),
+                               ensemble_probabilities([weak_teacher], faces), atol=1e-4)
+    not_a_checkpoint = tmp_path / "notes.pt"
+    torch.save({"epoch": 3}, not_a_checkpoint)
+    with pytest.raises(DatasetError, match="notes.pt: not a training checkpoint"):
+        ensemble_probabilities([not_a_checkpoint], faces)
+    not_a_checkpoint.write_bytes(b"plain text, not a pickle")
+    with pytest.raises(DatasetError, match="notes.pt: not a training checkpoint"):
+        ensemble_probabilities([not_a_checkpoint], faces)
+
+
+@pytest.mark.e2e
 def test_distilled_student_moves_towards_its_teacher(fer_subset: Path, weak_teacher: Path, tmp_path: Path) -> None:
     faces = load_dataset(fer_subset).split("Training").pixels[:200]
     teacher = ensemble_probabilities([weak_teacher], faces)

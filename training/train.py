@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import time
 from collections.abc import Callable
@@ -106,7 +107,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: checkpoint not found")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise DatasetError(f"{path}: not a training checkpoint ({error})") from error
+    if not isinstance(checkpoint, dict) or not {"config", "model"} <= checkpoint.keys():
+        raise DatasetError(f"{path}: not a training checkpoint of fer-agent train (no config and model in it)")
+    return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict) -> tuple[EmotionNet, TrainConfig]:
@@ -140,19 +147,22 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
     if len(keep) == 0 or len(val_set) == 0:
         raise DatasetError(f"{dataset.source}: needs Training and PublicTest rows, found {len(keep)} and "
                            f"{len(val_set)}")
-    pixels = torch.from_numpy(train_set.pixels[keep]).unsqueeze(1)
-    hard_labels = torch.from_numpy(targets.argmax(axis=1))
+    # The faces and targets live on the training device, where the augmentation runs too.
+    pixels = torch.from_numpy(train_set.pixels[keep]).unsqueeze(1).to(device)
+    hard_labels = torch.from_numpy(targets.argmax(axis=1)).to(device)
     weights = torch.from_numpy(class_weights(targets, config.class_weighting)).to(device)
     if config.teachers:
         console.print(f"distilling from {len(config.teachers)} teacher(s), weight {config.distill}")
         soft = ensemble_probabilities(config.teachers, train_set.pixels[keep], threads=torch.get_num_threads(),
-                                      console=console)
+                                      device=str(device), console=console)
         targets = (1 - config.distill) * targets + config.distill * soft
-    target_tensor = torch.from_numpy(targets.astype(np.float32))
+    target_tensor = torch.from_numpy(targets.astype(np.float32)).to(device)
     teacher_sha256 = [sha256_of(Path(teacher)) for teacher in config.teachers]
     val_labels = validation_labels(val_set)
     selected_on = f"PublicTest {'FER+ majority-vote' if val_set.votes is not None else 'FER-2013-label'} accuracy"
 
+    # On a GPU, cuDNN picks the fastest convolution for the batch shape.
+    torch.backends.cudnn.benchmark = device.type == "cuda"
     model = build_model(config).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                 weight_decay=config.weight_decay)
@@ -201,12 +211,11 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
             order = torch.randperm(len(keep), generator=generator)
             loss_sum, correct, seen = 0.0, 0, 0
             for step in range(steps_per_epoch):
-                index = order[step * config.batch_size:(step + 1) * config.batch_size]
+                index = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
                 batch = augment(pixels[index].float(), generator)
                 if degrade is not None:
                     batch = degrade(batch, generator)
-                batch = batch.to(device)
-                target = target_tensor[index].to(device)
+                target = target_tensor[index]
                 logits = model(batch)
                 if config.label_smoothing:
                     target = target * (1 - config.label_smoothing) + config.label_smoothing / len(EMOTIONS)
@@ -217,7 +226,7 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
                 optimizer.step()
                 scheduler.step()
                 loss_sum += loss.item() * len(index)
-                correct += int((logits.argmax(dim=1).cpu() == hard_labels[index]).sum())
+                correct += int((logits.argmax(dim=1) == hard_labels[index]).sum())
                 seen += len(index)
                 progress.update(task, advance=1, description=f"epoch {epoch + 1}/{config.epochs}",
                                 stats=f"loss {loss_sum / seen:.3f} acc {correct / seen:.3f}")
