@@ -207,18 +207,47 @@ def test_ensemble_is_the_mean_over_models_and_mirror_images(fer_subset: Path, we
 
 @pytest.mark.e2e
 def test_a_checkpoint_teaches_what_its_onnx_export_teaches(trained: TrainConfig, fer_subset: Path,
-                                                           weak_teacher: Path, tmp_path: Path) -> None:
+                                                           weak_teacher: Path) -> None:
     faces = load_dataset(fer_subset).pixels[:64]
     checkpoint = Path(trained.out_dir) / BEST_CHECKPOINT
+    random_state = torch.get_rng_state()
     np.testing.assert_allclose(ensemble_probabilities([checkpoint], faces),
                                ensemble_probabilities([weak_teacher], faces), atol=1e-4)
-    not_a_checkpoint = tmp_path / "notes.pt"
-    torch.save({"epoch": 3}, not_a_checkpoint)
-    with pytest.raises(DatasetError, match="notes.pt: not a training checkpoint"):
-        ensemble_probabilities([not_a_checkpoint], faces)
-    not_a_checkpoint.write_bytes(b"plain text, not a pickle")
-    with pytest.raises(DatasetError, match="notes.pt: not a training checkpoint"):
-        ensemble_probabilities([not_a_checkpoint], faces)
+    assert torch.equal(torch.get_rng_state(), random_state), "a checkpoint teacher moved the student's random stream"
+
+
+@pytest.mark.e2e
+def test_a_student_trains_from_a_checkpoint_teacher_but_not_from_one_it_overwrites(trained: TrainConfig,
+                                                                                  fer_subset: Path,
+                                                                                  tmp_path: Path) -> None:
+    teacher = str(Path(trained.out_dir) / BEST_CHECKPOINT)
+    history = train(quick_config(fer_subset, tmp_path / "student", teachers=[teacher], distill=1.0))
+    assert len(history) == 1 and (tmp_path / "student" / BEST_CHECKPOINT).is_file()
+    before = Path(teacher).read_bytes()
+    with pytest.raises(DatasetError, match="a teacher cannot be a checkpoint that this run overwrites"):
+        train(quick_config(fer_subset, trained.out_dir, teachers=[teacher]))
+    assert Path(teacher).read_bytes() == before
+
+
+class NotOurs:
+    """A class of another program, pickled into a .pt file."""
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"plain text, not a pickle", "not a training checkpoint"),
+    (b"", "not a training checkpoint"),
+    ({"epoch": 3}, "not a checkpoint of fer-agent train"),
+    (NotOurs(), "not a training checkpoint"),
+    ({"config": {"data": "x", "width": "wide"}, "model": {}}, "not a usable checkpoint of fer-agent train"),
+])
+def test_a_teacher_that_is_no_checkpoint_is_refused_with_its_name(content, reason: str, tmp_path: Path) -> None:
+    path = tmp_path / "notes.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(DatasetError, match=f"notes.pt: {reason}"):
+        ensemble_probabilities([path], np.zeros((1, 48, 48), dtype=np.uint8))
 
 
 @pytest.mark.e2e

@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from fer_agent.errors import DatasetError
 from fer_agent.labels import EMOTIONS
 from fer_agent.vision.classifier import EmotionClassifier
 
@@ -20,10 +21,17 @@ CHECKPOINT_SUFFIX = ".pt"
 def _predictor(model: str | Path, threads: int, device: str) -> Callable[[np.ndarray], np.ndarray]:
     if Path(model).suffix.lower() != CHECKPOINT_SUFFIX:
         return EmotionClassifier(model, threads=threads).predict
+    import torch
+
     from fer_agent.training.train import load_checkpoint, model_from_checkpoint, pick_device, predict_probabilities
 
     target = pick_device(device)
-    network, _ = model_from_checkpoint(load_checkpoint(model, map_location="cpu"))
+    checkpoint = load_checkpoint(model)
+    with torch.random.fork_rng(devices=[]):  # building the network draws weights: keep the caller's random stream
+        try:
+            network, _ = model_from_checkpoint(checkpoint)
+        except DatasetError as error:
+            raise DatasetError(f"{model}: {error}") from error
     network.to(target)
     return lambda faces: predict_probabilities(network, faces, target)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import pickle
 import random
 import time
 from collections.abc import Callable
@@ -108,18 +107,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise DatasetError(f"{path}: checkpoint not found")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise DatasetError(f"{path}: not a training checkpoint ({error})") from error
+        # weights_only: a file named as a teacher is data, never code to run.
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises many kinds for a file that is not a checkpoint; the first line says why
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DatasetError(f"{path}: not a training checkpoint ({reason})") from error
     if not isinstance(checkpoint, dict) or not {"config", "model"} <= checkpoint.keys():
-        raise DatasetError(f"{path}: not a training checkpoint of fer-agent train (no config and model in it)")
+        raise DatasetError(f"{path}: not a checkpoint of fer-agent train (it holds no config and model)")
     return checkpoint
 
 
 def model_from_checkpoint(checkpoint: dict) -> tuple[EmotionNet, TrainConfig]:
-    config = TrainConfig(**checkpoint["config"])
-    model = build_model(config)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        config = TrainConfig(**checkpoint["config"])
+        model = build_model(config)
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as error:
+        raise DatasetError(f"not a usable checkpoint of fer-agent train: {error}") from error
     model.eval()
     return model, config
 
@@ -132,6 +136,11 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
     """
     console = console or Console(stderr=True)
     out_dir = Path(config.out_dir)
+    written = {(out_dir / name).resolve() for name in (LAST_CHECKPOINT, BEST_CHECKPOINT)}
+    for teacher in config.teachers:
+        if Path(teacher).resolve() in written:
+            raise DatasetError(f"{teacher}: a teacher cannot be a checkpoint that this run overwrites (--out-dir "
+                               f"{out_dir}); copy it elsewhere or give another --out-dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     device = pick_device(config.device)
     seed_everything(config.seed)
@@ -162,7 +171,8 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
     selected_on = f"PublicTest {'FER+ majority-vote' if val_set.votes is not None else 'FER-2013-label'} accuracy"
 
     # On a GPU, cuDNN picks the fastest convolution for the batch shape.
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     model = build_model(config).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                                 weight_decay=config.weight_decay)
@@ -180,7 +190,7 @@ def train(config: TrainConfig, resume: bool = False, console: Console | None = N
     if resume:
         if not last_path.is_file():
             raise DatasetError(f"{last_path}: nothing to resume from")
-        state = load_checkpoint(last_path, map_location=device)
+        state = load_checkpoint(last_path)
         started_with = {**asdict(TrainConfig(data=config.data)), **state["config"]}
         if started_with != asdict(config):
             differences = ", ".join(f"--{key.replace('_', '-')} {started_with[key]!r} (given {value!r})"
