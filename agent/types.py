@@ -196,9 +196,9 @@ class FrameSource(Protocol):
     """What every source of frames is (``fer_agent.capture``): ``name`` (as the session records it), ``fps``
     (frames per second of the clock, or of video time), ``live`` (paced against the clock, as a screen or a camera,
     rather than read as fast as it is consumed, as a file). ``frames(sleep)`` yields the frames (a live source waits
-for each frame's time with ``sleep``, which may return early: a stop asked for); ``expected_frames()`` is
-    how many a file will give (None for a live source, or a file that does not say); ``take_skipped()`` hands over the
-    files skipped since the last call (a folder's unreadable images); ``close()`` frees the device or file."""
+    for each frame's time with ``sleep``, which may return early: a stop asked for); ``expected_frames()`` is how many
+    a file will give (None for a live source, or a file that does not say); ``take_skipped()`` hands over the files
+    skipped since the last call (a folder's unreadable images); ``close()`` frees the device or file."""
 
     name: str
     fps: float

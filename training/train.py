@@ -110,8 +110,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         # weights_only: a file named as a teacher is data, never code to run.
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many kinds for a file that is not a checkpoint; the first line says why
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DatasetError(f"{path}: not a training checkpoint ({reason})") from error
+        lines = str(error).strip().splitlines()
+        raise DatasetError(f"{path}: not a training checkpoint ({lines[0] if lines else type(error).__name__})") \
+            from error
     if not isinstance(checkpoint, dict) or not {"config", "model"} <= checkpoint.keys():
         raise DatasetError(f"{path}: not a checkpoint of fer-agent train (it holds no config and model)")
     return checkpoint
